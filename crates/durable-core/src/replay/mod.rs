@@ -1,0 +1,15 @@
+//! The deterministic replay engine and the orchestration API.
+
+mod context;
+mod engine;
+mod futures;
+mod retry;
+mod state;
+
+pub use context::{OrchestrationContext, SubOrchestrationOptions};
+pub use engine::Replayer;
+pub use futures::{ContinueAsNewFuture, EventFuture, TaskError, TaskFuture, TaskKind, TimerFuture};
+pub use retry::RetryPolicy;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,869 @@
+//! Replay engine tests in the `apply(history, new events) -> actions` style, driven by a small
+//! single-instance simulator that uses the real planner. Every test also replays the final
+//! history cold and checks it reproduces the same actions (determinism).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::{Either, join_all, select};
+
+use crate::action::{ActionKind, TurnOutput};
+use crate::error::Error;
+use crate::event::{EventKind, HistoryEvent};
+use crate::instance::{InstanceState, NewInstance};
+use crate::registry::{Activity, Registry};
+use crate::replay::{OrchestrationContext, Replayer, RetryPolicy};
+use crate::status::OrchestrationStatus;
+use crate::turn::{PlanLimits, plan_turn, prepare_turn};
+use crate::work::{HistoryWrite, InboxMessage, Lease, NewActivity, OrchestrationItem};
+
+fn t(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
+}
+
+type ActivityFn = Box<dyn Fn(&str, Option<&str>) -> Result<Option<String>, String>>;
+
+/// One instance, its inbox, its history and its outstanding work, all in memory.
+struct Sim {
+    registry: Registry,
+    instance: InstanceState,
+    history: Vec<HistoryEvent>,
+    inbox: Vec<InboxMessage>,
+    next_msg: i64,
+    activities: Vec<NewActivity>,
+    replayer: Option<Replayer>,
+    now: DateTime<Utc>,
+    outputs: Vec<TurnOutput>,
+    run_activity: ActivityFn,
+}
+
+impl Sim {
+    fn start(registry: Registry, name: &str, input: Option<&str>, run_activity: ActivityFn) -> Sim {
+        let mut new = NewInstance::new(name, "inst-1");
+        new.input = input.map(str::to_string);
+        let now = t(0);
+        let started = new.started_event(now);
+        let mut sim = Sim {
+            registry,
+            instance: InstanceState {
+                instance_id: new.instance_id.clone(),
+                name: name.into(),
+                version: None,
+                execution_id: new.execution_id.clone(),
+                status: OrchestrationStatus::Pending,
+                input: new.input.clone(),
+                output: None,
+                custom_status: None,
+                failure: None,
+                created_at: now,
+                updated_at: now,
+                completed_at: None,
+                scheduled_start_at: None,
+                parent: None,
+                tags: Default::default(),
+            },
+            history: Vec::new(),
+            inbox: Vec::new(),
+            next_msg: 1,
+            activities: Vec::new(),
+            replayer: None,
+            now,
+            outputs: Vec::new(),
+            run_activity,
+        };
+        let exec = sim.instance.execution_id.clone();
+        sim.push(Some(exec), started);
+        sim
+    }
+
+    fn push(&mut self, execution_id: Option<String>, event: HistoryEvent) {
+        self.inbox.push(InboxMessage {
+            id: self.next_msg,
+            execution_id,
+            event,
+            delivery_count: 0,
+        });
+        self.next_msg += 1;
+    }
+
+    fn raise(&mut self, name: &str, data: &str) {
+        let ev = HistoryEvent::unnumbered(
+            self.now,
+            EventKind::EventRaised {
+                name: name.into(),
+                input: Some(data.into()),
+            },
+        );
+        self.push(None, ev);
+    }
+
+    fn finished(&self) -> bool {
+        self.instance.status.is_terminal()
+    }
+
+    /// Runs one turn over everything visible in the inbox.
+    fn turn(&mut self) {
+        let visible: Vec<_> = self
+            .inbox
+            .iter()
+            .filter(|m| {
+                m.event.timestamp <= self.now
+                    || !matches!(m.event.kind, EventKind::TimerFired { .. })
+            })
+            .cloned()
+            .collect();
+        if visible.is_empty() {
+            return;
+        }
+        self.now += chrono::Duration::milliseconds(1);
+        let item = OrchestrationItem {
+            lease: Lease {
+                instance_id: self.instance.instance_id.clone(),
+                epoch: 1,
+            },
+            instance: self.instance.clone(),
+            history_len: self.history.len() as u32,
+            messages: visible,
+        };
+        let prepared = prepare_turn(&item, self.now);
+        let replayer = self.replayer.get_or_insert_with(|| {
+            let handler = self
+                .registry
+                .orchestration(&self.instance.name)
+                .unwrap()
+                .clone();
+            let mut r = Replayer::new(
+                handler,
+                &self.instance.instance_id,
+                &self.instance.execution_id,
+                &self.instance.name,
+            );
+            r.replay(&self.history);
+            r
+        });
+        let output = replayer.run_turn(&prepared.new_events);
+        self.outputs.push(output.clone());
+        let commit = plan_turn(&item, &prepared, output, self.now, PlanLimits::default()).unwrap();
+        self.inbox.retain(|m| !commit.consumed.contains(&m.id));
+        match commit.history {
+            HistoryWrite::Append { from, events } => {
+                assert_eq!(from as usize, self.history.len());
+                self.history.extend(events);
+            }
+            HistoryWrite::Replace { events, .. } => {
+                self.history = events;
+                self.replayer = None;
+            }
+        }
+        let u = commit.instance;
+        self.instance.status = u.status;
+        self.instance.execution_id = u.execution_id;
+        self.instance.input = u.input;
+        self.instance.output = u.output;
+        self.instance.custom_status = u.custom_status;
+        self.instance.failure = u.failure;
+        self.activities.extend(commit.activities);
+        for m in commit.messages {
+            assert_eq!(m.instance_id, self.instance.instance_id);
+            self.push(m.execution_id, m.event);
+        }
+        for id in commit.cancelled_timers {
+            self.inbox.retain(|m| !matches!(m.event.kind, EventKind::TimerFired { timer_id, .. } if timer_id == id));
+        }
+        if self.instance.status.is_terminal() {
+            self.inbox.clear();
+        }
+    }
+
+    /// Runs activity `index` of the outstanding ones and queues its result.
+    fn complete_activity(&mut self, index: usize) {
+        let act = self.activities.remove(index);
+        let kind = match (self.run_activity)(&act.name, act.input.as_deref()) {
+            Ok(result) => EventKind::TaskCompleted {
+                task_scheduled_id: act.task_id,
+                result,
+            },
+            Err(msg) => EventKind::TaskFailed {
+                task_scheduled_id: act.task_id,
+                failure_details: crate::FailureDetails::new("ActivityError", msg),
+            },
+        };
+        let ev = HistoryEvent::unnumbered(self.now, kind);
+        self.push(Some(act.execution_id), ev);
+    }
+
+    /// Moves time to the next timer.
+    fn fire_next_timer(&mut self) -> bool {
+        let next = self
+            .inbox
+            .iter()
+            .filter_map(|m| match m.event.kind {
+                EventKind::TimerFired { fire_at, .. } => Some(fire_at),
+                _ => None,
+            })
+            .min();
+        match next {
+            Some(at) => {
+                self.now = self.now.max(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Turns until done: activities complete in order, timers fire when nothing else can run.
+    fn run(&mut self) {
+        for _ in 0..10_000 {
+            if self.finished() {
+                break;
+            }
+            self.turn();
+            if self.finished() {
+                break;
+            }
+            if !self.activities.is_empty() {
+                while !self.activities.is_empty() {
+                    self.complete_activity(0);
+                }
+            } else if !self.fire_next_timer() {
+                break;
+            }
+        }
+        self.check_replay();
+    }
+
+    /// A cold replay of the final history must reproduce the same end without complaint.
+    fn check_replay(&self) {
+        let handler = self
+            .registry
+            .orchestration(&self.instance.name)
+            .unwrap()
+            .clone();
+        let mut r = Replayer::new(
+            handler,
+            &self.instance.instance_id,
+            &self.instance.execution_id,
+            &self.instance.name,
+        );
+        r.replay(&self.history);
+        let out = r.run_turn(&[]);
+        if let Some(ActionKind::CompleteOrchestration {
+            failure_details: Some(f),
+            ..
+        }) = out.completion()
+        {
+            assert_ne!(f.error_type, "NonDeterminismError", "{}", f.error_message);
+        }
+        for a in &out.actions {
+            if !matches!(a.kind, ActionKind::CompleteOrchestration { .. }) {
+                panic!("cold replay issued a new action {:?}", a);
+            }
+        }
+    }
+
+    fn output(&self) -> serde_json::Value {
+        serde_json::from_str(self.instance.output.as_deref().unwrap_or("null")).unwrap()
+    }
+}
+
+fn append_name() -> ActivityFn {
+    Box::new(|name, input| {
+        let s: String = serde_json::from_str(input.unwrap_or("\"\"")).unwrap();
+        Ok(Some(serde_json::to_string(&format!("{s},{name}")).unwrap()))
+    })
+}
+
+const F1: Activity<String, String> = Activity::new("F1");
+
+async fn chaining(ctx: OrchestrationContext, input: String) -> Result<String, Error> {
+    let x = ctx.call_activity(F1, input).await?;
+    let y: String = ctx.call_activity("F2", x).await?;
+    let z: String = ctx.call_activity("F3", y).await?;
+    Ok(ctx.call_activity("F4", z).await?)
+}
+
+#[test]
+fn chaining_runs_one_activity_per_turn() {
+    let mut reg = Registry::new();
+    reg.add_orchestration("Chaining", chaining);
+    let mut sim = Sim::start(reg, "Chaining", Some("\"start\""), append_name());
+    sim.run();
+    assert_eq!(sim.instance.status, OrchestrationStatus::Completed);
+    assert_eq!(sim.output(), "start,F1,F2,F3,F4");
+    let scheduled: Vec<_> = sim
+        .history
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::TaskScheduled { name, .. } => Some((e.event_id, name.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(scheduled, [(1, "F1"), (2, "F2"), (3, "F3"), (4, "F4")]);
+    assert_eq!(sim.outputs.len(), 5, "one turn to start and one per result");
+}
+
+async fn fan_out(ctx: OrchestrationContext, n: u64) -> Result<u64, Error> {
+    let items: Vec<u64> = (1..=n).collect();
+    let squares = join_all(
+        items
+            .iter()
+            .map(|x| ctx.call_activity::<_, u64>("Square", *x)),
+    )
+    .await;
+    let mut sum = 0;
+    for s in squares {
+        sum += s?;
+    }
+    Ok(sum)
+}
+
+fn square() -> ActivityFn {
+    Box::new(|_, input| {
+        let x: u64 = serde_json::from_str(input.unwrap()).unwrap();
+        Ok(Some((x * x).to_string()))
+    })
+}
+
+#[test]
+fn fan_out_schedules_all_in_one_turn_and_joins_in_any_order() {
+    let mut reg = Registry::new();
+    reg.add_orchestration("FanOut", fan_out);
+    // 50 is above the size where join_all switches to FuturesOrdered, which relies on wakers.
+    let mut sim = Sim::start(reg, "FanOut", Some("50"), square());
+    sim.turn();
+    assert_eq!(sim.activities.len(), 50);
+    // Complete in reverse order, one turn each.
+    while !sim.activities.is_empty() {
+        let last = sim.activities.len() - 1;
+        sim.complete_activity(last);
+        sim.turn();
+    }
+    assert_eq!(sim.instance.status, OrchestrationStatus::Completed);
+    assert_eq!(sim.output(), (1..=50u64).map(|x| x * x).sum::<u64>());
+    sim.check_replay();
+}
+
+async fn approval(ctx: OrchestrationContext, timeout_secs: u64) -> Result<String, Error> {
+    let timer = ctx.sleep(Duration::from_secs(timeout_secs));
+    let event = ctx.wait_for_event::<bool>("Approval");
+    match select(Box::pin(event), timer).await {
+        Either::Left((approved, _timer)) => {
+            Ok(if approved? { "approved" } else { "rejected" }.into())
+        }
+        Either::Right(((), _)) => Ok("escalated".into()),
+    }
+}
+
+#[test]
+fn event_beats_timer_and_the_timer_is_cancelled() {
+    let mut reg = Registry::new();
+    reg.add_orchestration("Approval", approval);
+    let mut sim = Sim::start(reg, "Approval", Some("259200"), append_name());
+    sim.turn();
+    assert!(
+        sim.inbox
+            .iter()
+            .any(|m| matches!(m.event.kind, EventKind::TimerFired { .. }))
+    );
+    sim.raise("approval", "true");
+    sim.turn();
+    assert_eq!(sim.output(), "approved");
+    assert_eq!(sim.outputs.last().unwrap().cancelled_timers, vec![1]);
+    sim.check_replay();
+}
+
+#[test]
+fn timer_beats_event() {
+    let mut reg = Registry::new();
+    reg.add_orchestration("Approval", approval);
+    let mut sim = Sim::start(reg, "Approval", Some("60"), append_name());
+    sim.run();
+    assert_eq!(sim.output(), "escalated");
+    let created = sim
+        .history
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::TimerCreated { .. }))
+        .unwrap();
+    let fired = sim
+        .history
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::TimerFired { .. }))
+        .unwrap();
+    assert_eq!(
+        fired.timestamp,
+        created.timestamp + chrono::Duration::seconds(60),
+        "the timer fires at its due time"
+    );
+}
+
+async fn wait_three(ctx: OrchestrationContext, _: ()) -> Result<Vec<String>, Error> {
+    let a: String = ctx.wait_for_event("A").await?;
+    let b: String = ctx.wait_for_event("B").await?;
+    let c: String = ctx.wait_for_event("C").await?;
+    Ok(vec![a, b, c])
+}
+
+#[test]
+fn events_raised_before_waiting_are_buffered() {
+    let mut reg = Registry::new();
+    reg.add_orchestration("Wait", wait_three);
+    let mut sim = Sim::start(reg, "Wait", None, append_name());
+    // Raised before the first turn, in an order different from the waits.
+    sim.raise("C", "\"c\"");
+    sim.raise("a", "\"a\"");
+    sim.raise("B", "\"b\"");
+    sim.turn();
+    assert_eq!(sim.instance.status, OrchestrationStatus::Completed);
+    assert_eq!(sim.output(), serde_json::json!(["a", "b", "c"]));
+    sim.check_replay();
+}
+
+async fn counter(ctx: OrchestrationContext, value: i64) -> Result<i64, Error> {
+    let op: String = ctx.wait_for_event("operation").await?;
+    let value = match op.as_str() {
+        "incr" => value + 1,
+        "decr" => value - 1,
+        _ => return Ok(value),
+    };
+    ctx.set_custom_status(value);
+    ctx.continue_as_new(value).await
+}
+
+#[test]
+fn continue_as_new_carries_unconsumed_events_over() {
+    let mut reg = Registry::new();
+    reg.add_orchestration("Counter", counter);
+    let mut sim = Sim::start(reg, "Counter", Some("0"), append_name());
+    for op in ["incr", "incr", "incr", "decr", "end"] {
+        sim.raise("operation", &format!("\"{op}\""));
+    }
+    let first_exec = sim.instance.execution_id.clone();
+    sim.turn();
+    assert_eq!(sim.instance.status, OrchestrationStatus::ContinuedAsNew);
+    assert_ne!(sim.instance.execution_id, first_exec);
+    assert!(
+        sim.history.is_empty(),
+        "a new execution starts with a fresh history"
+    );
+    for _ in 0..10 {
+        if sim.finished() {
+            break;
+        }
+        sim.turn();
+    }
+    assert_eq!(sim.instance.status, OrchestrationStatus::Completed);
+    assert_eq!(sim.output(), 2);
+    assert_eq!(sim.instance.custom_status.as_deref(), Some("2"));
+    assert_eq!(sim.instance.input.as_deref(), Some("2"));
+}
+
+async fn compensate(ctx: OrchestrationContext, _: ()) -> Result<String, Error> {
+    match ctx.call_activity::<_, String>("Boom", ()).await {
+        Ok(_) => Ok("no error".into()),
+        Err(e) => {
+            ctx.call_activity::<_, String>("Undo", e.message().to_string())
+                .await?;
+            Ok(format!("handled: {e}"))
+        }
+    }
+}
+
+fn boom() -> ActivityFn {
+    Box::new(|name, input| match name {
+        "Boom" => Err("Kah-BOOOOM!!!".into()),
+        _ => Ok(input.map(str::to_string)),
+    })
+}
+
+#[test]
+fn activity_failure_is_an_err_the_code_can_handle() {
+    let mut reg = Registry::new();
+    reg.add_orchestration("Compensate", compensate);
+    let mut sim = Sim::start(reg, "Compensate", None, boom());
+    sim.run();
+    assert_eq!(sim.instance.status, OrchestrationStatus::Completed);
+    assert_eq!(
+        sim.output(),
+        "handled: Activity task #1 failed: Kah-BOOOOM!!!"
+    );
+}
+
+async fn unhandled(ctx: OrchestrationContext, _: ()) -> Result<String, Error> {
+    Ok(ctx.call_activity("Boom", ()).await?)
+}
+
+#[test]
+fn unhandled_failure_fails_the_instance_with_details() {
+    let mut reg = Registry::new();
+    reg.add_orchestration("Unhandled", unhandled);
+    let mut sim = Sim::start(reg, "Unhandled", None, boom());
+    sim.run();
+    assert_eq!(sim.instance.status, OrchestrationStatus::Failed);
+    let f = sim.instance.failure.clone().unwrap();
+    assert_eq!(f.error_type, "TaskFailedError");
+    assert_eq!(f.error_message, "Activity task #1 failed: Kah-BOOOOM!!!");
+    assert_eq!(f.inner_failure.unwrap().error_message, "Kah-BOOOOM!!!");
+    assert!(sim.instance.output.is_none());
+}
+
+async fn panics(_ctx: OrchestrationContext, _: ()) -> Result<(), Error> {
+    panic!("bad code");
+}
+
+#[test]
+fn a_panic_fails_the_instance() {
+    let mut reg = Registry::new();
+    reg.add_orchestration("Panics", panics);
+    let mut sim = Sim::start(reg, "Panics", None, boom());
+    sim.turn();
+    assert_eq!(sim.instance.status, OrchestrationStatus::Failed);
+    let f = sim.instance.failure.unwrap();
+    assert_eq!(f.error_type, "Panic");
+    assert!(f.error_message.contains("bad code"), "{}", f.error_message);
+}
+
+async fn uuids(ctx: OrchestrationContext, _: ()) -> Result<Vec<String>, Error> {
+    let a = ctx.new_uuid();
+    let replaying_before = ctx.is_replaying();
+    let _: String = ctx.call_activity("Echo", "x").await?;
+    let b = ctx.new_uuid();
+    let c = ctx.new_uuid();
+    Ok(vec![
+        a.to_string(),
+        b.to_string(),
+        c.to_string(),
+        replaying_before.to_string(),
+    ])
+}
+
+#[test]
+fn new_uuid_is_deterministic_and_distinct() {
+    let mut reg = Registry::new();
+    reg.add_orchestration("Uuids", uuids);
+    let mut sim = Sim::start(reg.clone(), "Uuids", None, append_name());
+    sim.run();
+    let out: Vec<String> = serde_json::from_value(sim.output()).unwrap();
+    assert_ne!(out[0], out[1]);
+    assert_ne!(out[1], out[2]);
+    // A cold replay of the history gives the same ids.
+    let handler = reg.orchestration("Uuids").unwrap().clone();
+    let mut r = Replayer::new(handler, "inst-1", &sim.instance.execution_id, "Uuids");
+    let second_turn = sim
+        .history
+        .iter()
+        .rposition(|e| matches!(e.kind, EventKind::OrchestratorStarted))
+        .unwrap();
+    let (past, last_turn) = sim.history.split_at(second_turn);
+    r.replay(past);
+    let turn = r.run_turn(&last_turn[..2]);
+    match turn.completion() {
+        Some(ActionKind::CompleteOrchestration {
+            result: Some(r), ..
+        }) => {
+            let again: Vec<String> = serde_json::from_str(r).unwrap();
+            assert_eq!(again[..3], out[..3]);
+            assert_eq!(again[3], "true", "the first step ran during replay");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(out[3], "false", "the first step ran live");
+}
+
+async fn v1(ctx: OrchestrationContext, _: ()) -> Result<String, Error> {
+    let a: String = ctx.call_activity("F1", "a").await?;
+    ctx.sleep(Duration::from_secs(5)).await;
+    Ok(a)
+}
+
+async fn v2_renamed(ctx: OrchestrationContext, _: ()) -> Result<String, Error> {
+    let a: String = ctx.call_activity("F1b", "a").await?;
+    ctx.sleep(Duration::from_secs(5)).await;
+    Ok(a)
+}
+
+async fn v2_added(ctx: OrchestrationContext, _: ()) -> Result<String, Error> {
+    let a: String = ctx.call_activity("F1", "a").await?;
+    let _: String = ctx.call_activity("Extra", "a").await?;
+    ctx.sleep(Duration::from_secs(5)).await;
+    Ok(a)
+}
+
+async fn v2_removed(ctx: OrchestrationContext, _: ()) -> Result<String, Error> {
+    ctx.sleep(Duration::from_secs(5)).await;
+    Ok("a".into())
+}
+
+fn non_determinism_for(
+    new_code: fn(
+        OrchestrationContext,
+        (),
+    ) -> futures::future::BoxFuture<'static, Result<String, Error>>,
+) -> String {
+    let mut reg = Registry::new();
+    reg.add_orchestration("Wf", v1);
+    let mut sim = Sim::start(reg, "Wf", None, append_name());
+    sim.turn();
+    sim.complete_activity(0);
+    sim.turn(); // now waiting on the timer
+    assert_eq!(sim.instance.status, OrchestrationStatus::Running);
+    let mut reg2 = Registry::new();
+    reg2.add_orchestration("Wf", new_code);
+    sim.registry = reg2;
+    sim.replayer = None; // a deploy: the next turn replays cold with the new code
+    assert!(sim.fire_next_timer());
+    sim.turn();
+    assert_eq!(sim.instance.status, OrchestrationStatus::Failed);
+    let f = sim.instance.failure.clone().unwrap();
+    assert_eq!(f.error_type, "NonDeterminismError");
+    f.error_message
+}
+
+#[test]
+fn renamed_activity_is_detected_naming_both_calls() {
+    let msg = non_determinism_for(|c, i| Box::pin(v2_renamed(c, i)));
+    assert!(
+        msg.contains("activity 'F1'") && msg.contains("activity 'F1b'"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn added_call_is_detected() {
+    let msg = non_determinism_for(|c, i| Box::pin(v2_added(c, i)));
+    assert!(
+        msg.contains("timer") && msg.contains("activity 'Extra'"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn removed_call_is_detected() {
+    let msg = non_determinism_for(|c, i| Box::pin(v2_removed(c, i)));
+    assert!(
+        msg.contains("activity 'F1'") && msg.contains("timer"),
+        "{msg}"
+    );
+}
+
+async fn flaky(ctx: OrchestrationContext, _: ()) -> Result<String, Error> {
+    let policy = RetryPolicy::new(5, Duration::from_secs(2)).with_backoff_coefficient(2.0);
+    Ok(ctx.call_activity_with_retry("Flaky", (), policy).await?)
+}
+
+#[test]
+fn retry_uses_durable_timers_between_attempts() {
+    let attempts = std::rc::Rc::new(std::cell::Cell::new(0));
+    let seen = attempts.clone();
+    let run: ActivityFn = Box::new(move |_, _| {
+        seen.set(seen.get() + 1);
+        if seen.get() < 3 {
+            Err("not yet".into())
+        } else {
+            Ok(Some("\"ok\"".into()))
+        }
+    });
+    let mut reg = Registry::new();
+    reg.add_orchestration("Flaky", flaky);
+    let mut sim = Sim::start(reg, "Flaky", None, run);
+    sim.run();
+    assert_eq!(sim.output(), "ok");
+    assert_eq!(attempts.get(), 3);
+    let timers: Vec<_> = sim
+        .history
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::TimerCreated { fire_at } => Some(fire_at),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(timers.len(), 2);
+    let gap = |i: usize| {
+        let created = sim
+            .history
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::TimerCreated { .. }))
+            .nth(i)
+            .unwrap();
+        (timers[i] - created.timestamp).num_seconds()
+    };
+    assert_eq!((gap(0), gap(1)), (2, 4), "backoff doubles");
+}
+
+async fn waits(ctx: OrchestrationContext, _: ()) -> Result<String, Error> {
+    let v: String = ctx.wait_for_event("Go").await?;
+    Ok(v)
+}
+
+#[test]
+fn terminate_and_suspend() {
+    let mut reg = Registry::new();
+    reg.add_orchestration("Waits", waits);
+    // Suspended: the event is held until resume.
+    let mut sim = Sim::start(reg.clone(), "Waits", None, append_name());
+    sim.turn();
+    let ev = |k| HistoryEvent::unnumbered(t(1), k);
+    sim.push(None, ev(EventKind::ExecutionSuspended { input: None }));
+    sim.turn();
+    assert_eq!(sim.instance.status, OrchestrationStatus::Suspended);
+    sim.raise("Go", "\"x\"");
+    sim.turn();
+    assert_eq!(sim.instance.status, OrchestrationStatus::Suspended);
+    sim.push(None, ev(EventKind::ExecutionResumed { input: None }));
+    sim.turn();
+    assert_eq!(sim.instance.status, OrchestrationStatus::Completed);
+    assert_eq!(sim.output(), "x");
+    sim.check_replay();
+
+    // Terminated while suspended.
+    let mut sim = Sim::start(reg, "Waits", None, append_name());
+    sim.turn();
+    sim.push(None, ev(EventKind::ExecutionSuspended { input: None }));
+    sim.push(
+        None,
+        ev(EventKind::ExecutionTerminated {
+            input: Some("\"bye\"".into()),
+            recurse: false,
+        }),
+    );
+    sim.turn();
+    assert_eq!(sim.instance.status, OrchestrationStatus::Terminated);
+    assert_eq!(sim.instance.output.as_deref(), Some("\"bye\""));
+}
+
+async fn sub_parent(ctx: OrchestrationContext, _: ()) -> Result<u32, Error> {
+    ctx.send_event("other", "Hello", 1);
+    let r: Result<u32, _> = ctx.call_sub_orchestration("Child", 5).await;
+    Ok(r.unwrap_or(0))
+}
+
+#[test]
+fn sub_orchestration_and_send_event_plan_messages() {
+    let mut reg = Registry::new();
+    reg.add_orchestration("Parent", sub_parent);
+    let sim = Sim::start(reg, "Parent", None, append_name());
+    let mut sim = sim;
+    let item = OrchestrationItem {
+        lease: Lease {
+            instance_id: "inst-1".into(),
+            epoch: 1,
+        },
+        instance: sim.instance.clone(),
+        history_len: 0,
+        messages: sim.inbox.clone(),
+    };
+    let prepared = prepare_turn(&item, t(1));
+    let handler = sim.registry.orchestration("Parent").unwrap().clone();
+    let mut r = Replayer::new(handler, "inst-1", &sim.instance.execution_id, "Parent");
+    let out = r.run_turn(&prepared.new_events);
+    let commit = plan_turn(&item, &prepared, out, t(1), PlanLimits::default()).unwrap();
+    assert_eq!(commit.children.len(), 1);
+    let child = &commit.children[0].instance;
+    assert_eq!(child.instance_id, "inst-1:0002");
+    let parent = child.parent.as_ref().unwrap();
+    assert_eq!(parent.task_scheduled_id, 2);
+    assert_eq!(parent.orchestration_instance.instance_id, "inst-1");
+    let sent = commit
+        .messages
+        .iter()
+        .find(|m| m.instance_id == "other")
+        .unwrap();
+    assert!(matches!(&sent.event.kind, EventKind::EventRaised { name, .. } if name == "Hello"));
+    assert_eq!(commit.instance.status, OrchestrationStatus::Running);
+    sim.inbox.clear();
+}
+
+#[test]
+fn history_limit_fails_the_instance() {
+    let mut reg = Registry::new();
+    reg.add_orchestration("FanOut", fan_out);
+    let sim = Sim::start(reg, "FanOut", Some("100"), square());
+    let item = OrchestrationItem {
+        lease: Lease {
+            instance_id: "inst-1".into(),
+            epoch: 1,
+        },
+        instance: sim.instance.clone(),
+        history_len: 0,
+        messages: sim.inbox.clone(),
+    };
+    let prepared = prepare_turn(&item, t(1));
+    let handler = sim.registry.orchestration("FanOut").unwrap().clone();
+    let mut r = Replayer::new(handler, "inst-1", &sim.instance.execution_id, "FanOut");
+    let out = r.run_turn(&prepared.new_events);
+    let commit = plan_turn(
+        &item,
+        &prepared,
+        out,
+        t(1),
+        PlanLimits {
+            max_history_events: 50,
+        },
+    )
+    .unwrap();
+    assert_eq!(commit.instance.status, OrchestrationStatus::Failed);
+    assert!(commit.activities.is_empty());
+    assert!(
+        commit
+            .instance
+            .failure
+            .unwrap()
+            .error_message
+            .contains("limit of 50 events")
+    );
+}
+
+#[test]
+fn bad_input_fails_with_a_clear_error() {
+    let mut reg = Registry::new();
+    reg.add_orchestration("FanOut", fan_out);
+    let mut sim = Sim::start(reg, "FanOut", Some("\"ten\""), square());
+    sim.turn();
+    assert_eq!(sim.instance.status, OrchestrationStatus::Failed);
+    let f = sim.instance.failure.unwrap();
+    assert_eq!(f.error_type, "InvalidInput");
+}
+
+#[test]
+fn responses_with_duplicate_ids_or_actions_after_completion_are_rejected() {
+    use crate::action::Action;
+    let mut reg = Registry::new();
+    reg.add_orchestration("Chaining", chaining);
+    let sim = Sim::start(reg, "Chaining", Some("\"s\""), append_name());
+    let item = OrchestrationItem {
+        lease: Lease {
+            instance_id: "inst-1".into(),
+            epoch: 1,
+        },
+        instance: sim.instance.clone(),
+        history_len: 0,
+        messages: sim.inbox.clone(),
+    };
+    let prepared = prepare_turn(&item, t(1));
+    let timer = |id| Action {
+        id,
+        kind: ActionKind::CreateTimer { fire_at: t(5) },
+    };
+    let dup = TurnOutput {
+        actions: vec![timer(1), timer(1)],
+        ..Default::default()
+    };
+    assert!(plan_turn(&item, &prepared, dup, t(1), PlanLimits::default()).is_err());
+    let done = Action {
+        id: 1,
+        kind: ActionKind::CompleteOrchestration {
+            orchestration_status: OrchestrationStatus::Completed,
+            result: None,
+            details: None,
+            new_version: None,
+            carryover_events: vec![],
+            failure_details: None,
+            tags: BTreeMap::new(),
+        },
+    };
+    let after = TurnOutput {
+        actions: vec![done, timer(2)],
+        ..Default::default()
+    };
+    assert!(plan_turn(&item, &prepared, after, t(1), PlanLimits::default()).is_err());
+}
