@@ -1,0 +1,78 @@
+//! In-process wake-ups: dispatchers wait on them instead of polling.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// Signals from a store to the dispatchers and status watchers of this process.
+#[derive(Debug, Default)]
+pub struct Notifier {
+    orchestrations: Notify,
+    activities: Notify,
+    watchers: Mutex<HashMap<String, Weak<Notify>>>,
+}
+
+impl Notifier {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// New orchestration work may be visible (now or at a later time).
+    pub fn orchestration_work(&self) {
+        self.orchestrations.notify_one();
+    }
+
+    pub fn activity_work(&self) {
+        self.activities.notify_one();
+    }
+
+    /// Waits until orchestration work is signalled. A signal sent while nobody waits is kept,
+    /// so work is never missed between a fetch and the wait.
+    pub async fn wait_orchestration_work(&self) {
+        self.orchestrations.notified().await
+    }
+
+    pub async fn wait_activity_work(&self) {
+        self.activities.notified().await
+    }
+
+    /// A handle that is notified whenever the instance's status changes. Keep it while waiting;
+    /// create the `notified()` future before checking the status, then await it.
+    pub fn watch(&self, instance_id: &str) -> Arc<Notify> {
+        let mut watchers = self.watchers.lock();
+        if let Some(existing) = watchers.get(instance_id).and_then(Weak::upgrade) {
+            return existing;
+        }
+        watchers.retain(|_, w| w.strong_count() > 0);
+        let notify = Arc::new(Notify::new());
+        watchers.insert(instance_id.to_string(), Arc::downgrade(&notify));
+        notify
+    }
+
+    /// Tells the watchers of `instance_id` that its status changed.
+    pub fn instance_changed(&self, instance_id: &str) {
+        let watcher = self
+            .watchers
+            .lock()
+            .get(instance_id)
+            .and_then(Weak::upgrade);
+        if let Some(n) = watcher {
+            n.notify_waiters();
+        }
+    }
+
+    /// Tells every watcher to re-check (used when changes come from another process).
+    pub fn all_changed(&self) {
+        let all: Vec<_> = self
+            .watchers
+            .lock()
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for n in all {
+            n.notify_waiters();
+        }
+    }
+}
