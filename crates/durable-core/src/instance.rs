@@ -32,6 +32,16 @@ pub struct InstanceState {
 }
 
 impl InstanceState {
+    /// The output decoded as `T` (`null` when there is none).
+    pub fn output_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.output.as_deref().unwrap_or("null"))
+    }
+
+    /// The custom status decoded as `T` (`null` when there is none).
+    pub fn custom_status_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.custom_status.as_deref().unwrap_or("null"))
+    }
+
     pub fn parent_instance_id(&self) -> Option<&str> {
         self.parent
             .as_ref()

@@ -311,7 +311,7 @@ impl Planner<'_> {
         self.events.push(HistoryEvent::new(id, self.now, kind));
     }
 
-    fn to_self(&mut self, event: HistoryEvent, visible_at: Option<DateTime<Utc>>) {
+    fn send_self(&mut self, event: HistoryEvent, visible_at: Option<DateTime<Utc>>) {
         self.messages.push(NewMessage {
             instance_id: self.inst.instance_id.clone(),
             execution_id: Some(self.execution_id.clone()),
@@ -360,7 +360,7 @@ impl Planner<'_> {
                             timer_id: id,
                         },
                     );
-                    self.to_self(fired, Some(fire_at));
+                    self.send_self(fired, Some(fire_at));
                 }
             }
             ActionKind::CreateSubOrchestration {
@@ -580,9 +580,9 @@ impl Planner<'_> {
             if_exists: IfExists::Fail,
         }
         .started_event(self.now);
-        self.to_self(started, None);
+        self.send_self(started, None);
         for event in carryover {
-            self.to_self(event, None);
+            self.send_self(event, None);
         }
         // Timers and results of the old execution can no longer be delivered.
         self.messages.retain(|m| {
@@ -648,13 +648,13 @@ impl Planner<'_> {
                             timer_id: event.event_id,
                         },
                     );
-                    self.to_self(fired, Some(*fire_at));
+                    self.send_self(fired, Some(*fire_at));
                 }
                 _ => {}
             }
         }
         // A lone wake-up so the rewound execution gets a turn even with nothing to re-arm.
-        self.to_self(
+        self.send_self(
             HistoryEvent::unnumbered(self.now, EventKind::GenericEvent { data: None }),
             None,
         );
@@ -663,4 +663,55 @@ impl Planner<'_> {
             events: new_history,
         });
     }
+}
+
+/// The history a native rewind continues from: the failed execution without its completion and
+/// without the failures the orchestration did not handle, followed by this turn's events. The
+/// planner then re-runs every task left without a result.
+///
+/// A failure counts as unhandled when the orchestration issued nothing after it: a failure that
+/// was followed by a retry timer or compensation was handled by the code, and removing it would
+/// make the replay diverge. Returns the new history and the instance ids of unhandled failed
+/// sub-orchestrations, which must be rewound too.
+pub fn rewind_history(
+    past: &[HistoryEvent],
+    new_events: &[HistoryEvent],
+) -> (Vec<HistoryEvent>, Vec<String>) {
+    let last_action = past
+        .iter()
+        .rposition(|e| {
+            matches!(
+                e.kind,
+                EventKind::TaskScheduled { .. }
+                    | EventKind::TimerCreated { .. }
+                    | EventKind::SubOrchestrationInstanceCreated { .. }
+                    | EventKind::EventSent { .. }
+            )
+        })
+        .map_or(0, |i| i + 1);
+    let mut children = std::collections::HashMap::new();
+    let mut failed_children = Vec::new();
+    let mut history = Vec::with_capacity(past.len() + new_events.len());
+    for (i, event) in past.iter().enumerate() {
+        let unhandled = i >= last_action;
+        match &event.kind {
+            EventKind::ExecutionCompleted { .. } => continue,
+            EventKind::TaskFailed { .. } if unhandled => continue,
+            EventKind::SubOrchestrationInstanceFailed {
+                task_scheduled_id, ..
+            } if unhandled => {
+                if let Some(id) = children.get(task_scheduled_id) {
+                    failed_children.push(String::clone(id));
+                }
+                continue;
+            }
+            EventKind::SubOrchestrationInstanceCreated { instance_id, .. } => {
+                children.insert(event.event_id, instance_id.clone());
+            }
+            _ => {}
+        }
+        history.push(event.clone());
+    }
+    history.extend_from_slice(new_events);
+    (history, failed_children)
 }

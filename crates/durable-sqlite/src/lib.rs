@@ -267,6 +267,11 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let now = self.now();
+        self.read(move |c| reads::next_due(c, now)).await
+    }
+
     async fn read_history(&self, instance_id: &str) -> StoreResult<Vec<HistoryEvent>> {
         let id = instance_id.to_string();
         self.read(move |c| reads::read_history(c, &id)).await

@@ -172,3 +172,19 @@ pub(crate) fn queue_stats(conn: &Connection, now: DateTime<Utc>) -> StoreResult<
             .collect(),
     })
 }
+
+pub(crate) fn next_due(
+    conn: &Connection,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<DateTime<Utc>>> {
+    let now_us = micros(now);
+    let next: Option<i64> = conn
+        .query_row(
+            "SELECT MIN(t) FROM (SELECT MIN(visible_at) AS t FROM messages WHERE visible_at > ?1 \
+             UNION ALL SELECT MIN(visible_at) FROM activities WHERE visible_at > ?1)",
+            [now_us],
+            |r| r.get(0),
+        )
+        .map_err(sql)?;
+    Ok(next.map(time))
+}

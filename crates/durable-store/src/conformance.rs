@@ -343,6 +343,7 @@ where
     );
     let stats = store.queue_stats().await.unwrap();
     assert_eq!(stats.pending_timers, 1);
+    assert_eq!(store.next_due().await.unwrap(), Some(fire_at));
     clock.advance(chrono::Duration::seconds(60));
     let item = fetch_one(&store).await;
     assert!(matches!(

@@ -89,6 +89,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         lock_for: Duration,
     ) -> StoreResult<Vec<OrchestrationItem>>;
 
+    /// The earliest time at which a message or activity that is not visible yet (a durable timer,
+    /// a delayed start, a retry delay) becomes visible, if any. Idle dispatchers sleep until then.
+    async fn next_due(&self) -> StoreResult<Option<chrono::DateTime<chrono::Utc>>>;
+
     /// The history of the instance's current execution, in order. Empty for unknown instances.
     async fn read_history(&self, instance_id: &str) -> StoreResult<Vec<HistoryEvent>>;
 

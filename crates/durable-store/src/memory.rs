@@ -312,6 +312,14 @@ impl Store for MemoryStore {
         Ok(items)
     }
 
+    async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let now = self.clock.now();
+        let inner = self.inner.lock();
+        let messages = inner.messages.values().map(|m| m.visible_at);
+        let activities = inner.activities.values().map(|a| a.visible_at);
+        Ok(messages.chain(activities).filter(|t| *t > now).min())
+    }
+
     async fn read_history(&self, instance_id: &str) -> StoreResult<Vec<HistoryEvent>> {
         Ok(self
             .inner

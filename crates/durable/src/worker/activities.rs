@@ -1,0 +1,158 @@
+//! The activity dispatcher: claims activity invocations, runs them (renewing their leases while
+//! they run) and records their results.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use durable_core::failure::FailureDetails;
+use durable_core::registry::ActivityContext;
+use durable_core::work::{ActivityItem, ActivityResult};
+use durable_store::StoreError;
+use futures::FutureExt;
+use tokio::sync::{Semaphore, watch};
+
+use super::{Shared, idle_wait};
+
+const BATCH: usize = 64;
+
+pub(crate) async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let limit = shared.options.activity_concurrency.max(1);
+    let permits = Arc::new(Semaphore::new(limit));
+    let mut backoff = Duration::from_millis(50);
+    let (abandon_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    while !*stopped.borrow() {
+        let available = permits.available_permits();
+        if available == 0 {
+            tokio::select! {
+                p = permits.clone().acquire_owned() => drop(p),
+                _ = stopped.changed() => {}
+            }
+            continue;
+        }
+        let lock = shared.options.lock_duration;
+        match shared
+            .store
+            .fetch_activity_items(available.min(BATCH), lock)
+            .await
+        {
+            Ok(items) if items.is_empty() => {
+                let notifier = shared.store.notifier();
+                idle_wait(&shared, &mut stopped, notifier.wait_activity_work()).await;
+            }
+            Ok(items) => {
+                backoff = Duration::from_millis(50);
+                for item in items {
+                    let permit = permits.clone().acquire_owned().await.expect("never closed");
+                    let shared = shared.clone();
+                    let abandon = abandon_tx.subscribe();
+                    tokio::spawn(async move {
+                        execute(&shared, item, abandon).await;
+                        drop(permit);
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "fetching activity work failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    let grace = shared.options.shutdown_grace;
+    if tokio::time::timeout(grace, permits.acquire_many(limit as u32))
+        .await
+        .is_err()
+    {
+        // Still running after the grace period: give their leases back so others take over now.
+        let _ = abandon_tx.send(());
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), permits.acquire_many(limit as u32)).await;
+    }
+}
+
+async fn execute(
+    shared: &Shared,
+    item: ActivityItem,
+    mut abandon: tokio::sync::broadcast::Receiver<()>,
+) {
+    let a = &item.activity;
+    let max = shared.options.max_deliveries;
+    let result = if item.delivery_count > max {
+        tracing::error!(instance_id = %a.instance_id, activity = %a.name, deliveries = item.delivery_count, "poison activity");
+        ActivityResult::Failed(
+            FailureDetails::new(
+                "PoisonMessage",
+                format!(
+                    "activity '{}' was delivered {} times without completing (the worker crashed or timed out each time); it was failed after {max} deliveries",
+                    a.name, item.delivery_count
+                ),
+            )
+            .non_retriable(),
+        )
+    } else if let Some(handler) = shared.registry.activity(&a.name) {
+        let ctx = ActivityContext {
+            instance_id: a.instance_id.clone(),
+            execution_id: a.execution_id.clone(),
+            task_id: a.task_id,
+            name: a.name.clone(),
+            delivery: item.delivery_count,
+        };
+        let run = AssertUnwindSafe(handler.run(ctx, a.input.clone())).catch_unwind();
+        let renew_every = shared.options.lock_duration / 3;
+        let mut renew =
+            tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                out = &mut run => break match out {
+                    Ok(Ok(result)) => ActivityResult::Completed(result),
+                    Ok(Err(details)) => ActivityResult::Failed(details),
+                    Err(panic) => {
+                        let message = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "activity panicked".into());
+                        ActivityResult::Failed(FailureDetails::new("Panic", format!("activity '{}' panicked: {message}", a.name)))
+                    }
+                },
+                _ = renew.tick() => {
+                    if let Err(e) = shared.store.renew_activity_lease(&item.lease, shared.options.lock_duration).await {
+                        tracing::warn!(activity = %a.name, error = %e, "could not renew the activity lease");
+                    }
+                }
+                _ = abandon.recv() => {
+                    tracing::info!(activity = %a.name, instance_id = %a.instance_id, "shutting down: giving the activity back");
+                    let _ = shared.store.abandon_activity_item(&item.lease, None).await;
+                    return;
+                }
+            }
+        }
+    } else {
+        let names = shared.registry.activity_names().join(", ");
+        ActivityResult::Failed(
+            FailureDetails::new(
+                "ActivityNotFound",
+                format!(
+                    "no activity named '{}' is registered (registered: {names})",
+                    a.name
+                ),
+            )
+            .non_retriable(),
+        )
+    };
+    match shared.store.complete_activity(&item.lease, result).await {
+        Ok(()) => {}
+        Err(StoreError::StaleLease(_)) => {
+            tracing::info!(activity = %a.name, instance_id = %a.instance_id, "activity result dropped: its lease was taken over");
+        }
+        Err(e) => {
+            tracing::warn!(activity = %a.name, error = %e, "could not record the activity result; it will run again");
+            let _ = shared
+                .store
+                .abandon_activity_item(&item.lease, Some(Duration::from_secs(1)))
+                .await;
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The worker: dispatchers that claim orchestration turns and activity invocations from the
+//! store and run them.
+
+mod activities;
+mod cache;
+mod orchestrations;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use durable_core::registry::{Activity, ActivityContext, Orchestration, Registry};
+use durable_core::turn::PlanLimits;
+use durable_core::{Error, OrchestrationContext};
+use durable_store::SharedStore;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::client::Client;
+use cache::Cache;
+
+/// What to do with a turn for an orchestration name this worker does not know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnknownOrchestrations {
+    /// Fail the instance with an error that lists the registered names.
+    Fail,
+    /// Leave it for another worker that knows the name (shared task hubs).
+    Leave,
+}
+
+/// Tuning knobs of a worker. The defaults suit one process on SQLite.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// Orchestration turns processed at once.
+    pub orchestration_concurrency: usize,
+    /// Activities run at once.
+    pub activity_concurrency: usize,
+    /// How long a claimed item stays leased; activities renew it while they run.
+    pub lock_duration: Duration,
+    /// How often an idle dispatcher looks for work it was not told about (work created by
+    /// another process). Work from this process wakes it at once.
+    pub idle_poll: Duration,
+    /// Deliveries of one item before it is declared poison and its instance fails.
+    pub max_deliveries: u32,
+    /// Live orchestrations kept in memory between turns.
+    pub cache_capacity: usize,
+    /// How long shutdown waits for running work before giving its leases back.
+    pub shutdown_grace: Duration,
+    pub unknown_orchestrations: UnknownOrchestrations,
+    pub limits: PlanLimits,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            orchestration_concurrency: 256,
+            activity_concurrency: 256,
+            lock_duration: Duration::from_secs(30),
+            idle_poll: Duration::from_secs(1),
+            max_deliveries: durable_core::limits::DEFAULT_MAX_DELIVERIES,
+            cache_capacity: 10_000,
+            shutdown_grace: Duration::from_secs(10),
+            unknown_orchestrations: UnknownOrchestrations::Fail,
+            limits: PlanLimits::default(),
+        }
+    }
+}
+
+/// State shared by the dispatchers of one worker.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub store: SharedStore,
+    pub registry: Registry,
+    pub options: WorkerOptions,
+    pub cache: Cache,
+    pub client: Client,
+}
+
+/// Builds a [`Worker`]: register orchestrations and activities, then [`WorkerBuilder::start`].
+#[derive(Debug)]
+pub struct WorkerBuilder {
+    store: SharedStore,
+    registry: Registry,
+    options: WorkerOptions,
+}
+
+impl WorkerBuilder {
+    /// Registers an orchestration under a typed handle or a name.
+    pub fn orchestration<F, Fut, I, O, E>(
+        mut self,
+        handle: impl Into<Orchestration<I, O>>,
+        f: F,
+    ) -> Self
+    where
+        F: Fn(OrchestrationContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + Send + 'static,
+        I: DeserializeOwned + 'static,
+        O: Serialize + 'static,
+        E: Into<Error> + 'static,
+    {
+        self.registry.add_orchestration(handle, f);
+        self
+    }
+
+    /// Registers an activity under a typed handle or a name.
+    pub fn activity<F, Fut, I, O, E>(mut self, handle: impl Into<Activity<I, O>>, f: F) -> Self
+    where
+        F: Fn(ActivityContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + Send + 'static,
+        I: DeserializeOwned + 'static,
+        O: Serialize + 'static,
+        E: Into<Error> + 'static,
+    {
+        self.registry.add_activity(handle, f);
+        self
+    }
+
+    /// Adds everything a registry holds.
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry.merge(registry);
+        self
+    }
+
+    pub fn options(mut self, options: WorkerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Starts the dispatchers on the current Tokio runtime.
+    pub fn start(self) -> Worker {
+        let client = Client::new(self.store.clone());
+        let shared = Arc::new(Shared {
+            cache: Cache::new(self.options.cache_capacity),
+            store: self.store,
+            registry: self.registry,
+            options: self.options,
+            client: client.clone(),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let tasks = vec![
+            tokio::spawn(orchestrations::run(shared.clone(), stopped.clone())),
+            tokio::spawn(activities::run(shared.clone(), stopped)),
+        ];
+        tracing::debug!(
+            store = %shared.store.describe(),
+            orchestrations = ?shared.registry.orchestration_names(),
+            activities = ?shared.registry.activity_names(),
+            "worker started"
+        );
+        Worker {
+            stop,
+            tasks,
+            client,
+            shared,
+        }
+    }
+}
+
+/// A running worker. Dropping it without [`Worker::shutdown`] leaves its dispatchers running
+/// until the runtime ends.
+#[derive(Debug)]
+pub struct Worker {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    client: Client,
+    shared: Arc<Shared>,
+}
+
+impl Worker {
+    pub fn builder(store: SharedStore) -> WorkerBuilder {
+        WorkerBuilder {
+            store,
+            registry: Registry::new(),
+            options: WorkerOptions::default(),
+        }
+    }
+
+    /// A client on the same store.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.shared.registry
+    }
+
+    /// Number of orchestrations held in the live cache.
+    pub fn cached_orchestrations(&self) -> usize {
+        self.shared.cache.len()
+    }
+
+    /// Stops claiming work, lets running work finish (up to the grace period) and gives the
+    /// leases of anything still running back to the store, so another worker can take over.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        tracing::debug!("worker stopped");
+    }
+}
+
+/// Sleeps until work is signalled, the next timer is due, the idle poll elapses or shutdown.
+pub(crate) async fn idle_wait(
+    shared: &Shared,
+    stopped: &mut watch::Receiver<bool>,
+    signal: impl Future<Output = ()>,
+) {
+    let poll = shared.options.idle_poll;
+    let wait = match shared.store.next_due().await {
+        Ok(Some(due)) => (due - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default()
+            .min(poll),
+        _ => poll,
+    };
+    tokio::select! {
+        _ = signal => {}
+        _ = tokio::time::sleep(wait) => {}
+        _ = stopped.changed() => {}
+    }
+}

@@ -1,0 +1,280 @@
+//! The orchestration dispatcher: claims turns, runs them on cached or replayed orchestrations and
+//! commits the result.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use durable_core::Replayer;
+use durable_core::action::{Action, ActionKind, TurnOutput};
+use durable_core::event::{EventKind, HistoryEvent};
+use durable_core::failure::FailureDetails;
+use durable_core::status::OrchestrationStatus;
+use durable_core::turn::{consume_only, plan_turn, prepare_turn, rewind_history};
+use durable_core::work::OrchestrationItem;
+use durable_store::StoreError;
+use tokio::sync::{Semaphore, watch};
+
+use super::cache::Live;
+use super::{Shared, UnknownOrchestrations, idle_wait};
+
+/// Items claimed per store round trip.
+const BATCH: usize = 64;
+
+pub(crate) async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let limit = shared.options.orchestration_concurrency.max(1);
+    let permits = Arc::new(Semaphore::new(limit));
+    let mut backoff = Duration::from_millis(50);
+    while !*stopped.borrow() {
+        let available = permits.available_permits();
+        if available == 0 {
+            tokio::select! {
+                p = permits.clone().acquire_owned() => drop(p),
+                _ = stopped.changed() => {}
+            }
+            continue;
+        }
+        let lock = shared.options.lock_duration;
+        match shared
+            .store
+            .fetch_orchestration_items(available.min(BATCH), lock)
+            .await
+        {
+            Ok(items) if items.is_empty() => {
+                let notifier = shared.store.notifier();
+                idle_wait(&shared, &mut stopped, notifier.wait_orchestration_work()).await;
+            }
+            Ok(items) => {
+                backoff = Duration::from_millis(50);
+                for item in items {
+                    let permit = permits.clone().acquire_owned().await.expect("never closed");
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        process(&shared, item).await;
+                        drop(permit);
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "fetching orchestration work failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    let grace = shared.options.shutdown_grace;
+    let _ = tokio::time::timeout(grace, permits.acquire_many(limit as u32)).await;
+}
+
+fn complete(
+    status: OrchestrationStatus,
+    result: Option<String>,
+    failure: Option<FailureDetails>,
+) -> TurnOutput {
+    TurnOutput {
+        actions: vec![Action {
+            id: -1,
+            kind: ActionKind::CompleteOrchestration {
+                orchestration_status: status,
+                result,
+                details: None,
+                new_version: None,
+                carryover_events: Vec::new(),
+                failure_details: failure,
+                tags: Default::default(),
+            },
+        }],
+        custom_status: None,
+        cancelled_timers: Vec::new(),
+    }
+}
+
+fn fail(error_type: &str, message: String) -> TurnOutput {
+    let details = FailureDetails::new(error_type, message).non_retriable();
+    complete(OrchestrationStatus::Failed, None, Some(details))
+}
+
+/// What a turn produced, and whether its replayer can be cached afterwards.
+struct Ran {
+    output: TurnOutput,
+    live: Option<Replayer>,
+    rewind_children: Vec<String>,
+}
+
+impl Ran {
+    fn output(output: TurnOutput) -> Self {
+        Ran {
+            output,
+            live: None,
+            rewind_children: Vec::new(),
+        }
+    }
+}
+
+async fn process(shared: &Shared, item: OrchestrationItem) {
+    let id = item.lease.instance_id.clone();
+    let now = Utc::now();
+    let prepared = prepare_turn(&item, now);
+    let commit = if prepared.new_events.is_empty() {
+        Ok((consume_only(&item, &prepared), None, Vec::new()))
+    } else {
+        match run_turn(shared, &item, &prepared.new_events).await {
+            Err(e) => Err(e),
+            Ok(None) => return,
+            Ok(Some(ran)) => {
+                let planned = plan_turn(&item, &prepared, ran.output, now, shared.options.limits)
+                    .or_else(|e| {
+                        let output = fail(
+                            "EngineError",
+                            format!("the turn could not be recorded: {e}"),
+                        );
+                        plan_turn(&item, &prepared, output, now, shared.options.limits)
+                    });
+                match planned {
+                    Ok(commit) => Ok((commit, ran.live, ran.rewind_children)),
+                    Err(e) => Err(StoreError::Internal(e.to_string())),
+                }
+            }
+        }
+    };
+    let (commit, live, rewind_children) = match commit {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(instance_id = %id, error = %e, "turn not run; releasing the instance");
+            let _ = shared
+                .store
+                .abandon_orchestration_item(&item.lease, Some(Duration::from_secs(1)))
+                .await;
+            return;
+        }
+    };
+    let execution_id = commit.instance.execution_id.clone();
+    let history_len = match &commit.history {
+        durable_core::work::HistoryWrite::Append { from, events } => from + events.len() as u32,
+        durable_core::work::HistoryWrite::Replace { events, .. } => events.len() as u32,
+    };
+    let status = commit.instance.status;
+    match shared.store.commit_turn(commit).await {
+        Ok(()) => {
+            tracing::trace!(instance_id = %id, %status, "turn committed");
+            if let Some(replayer) = live.filter(|r| !r.is_finished()) {
+                shared.cache.put(
+                    id,
+                    Live {
+                        replayer,
+                        execution_id,
+                        history_len,
+                    },
+                );
+            }
+            for child in rewind_children {
+                if let Err(e) = shared.client.rewind(&child, Some("parent rewound")).await {
+                    tracing::warn!(instance_id = %child, error = %e, "could not rewind a failed sub-orchestration");
+                }
+            }
+        }
+        Err(StoreError::StaleLease(_)) => {
+            tracing::info!(instance_id = %id, "lease lost before commit; another worker owns the instance now");
+        }
+        Err(e) => {
+            tracing::warn!(instance_id = %id, error = %e, "commit failed; the turn will be retried");
+            let _ = shared
+                .store
+                .abandon_orchestration_item(&item.lease, Some(Duration::from_millis(200)))
+                .await;
+        }
+    }
+}
+
+/// Runs the orchestration over the new events. `Ok(None)` means the item was handed back.
+async fn run_turn(
+    shared: &Shared,
+    item: &OrchestrationItem,
+    new_events: &[HistoryEvent],
+) -> Result<Option<Ran>, StoreError> {
+    let inst = &item.instance;
+    let max = shared.options.max_deliveries;
+    if item.delivery_count() > max {
+        shared.cache.remove(&inst.instance_id);
+        tracing::error!(instance_id = %inst.instance_id, deliveries = item.delivery_count(), "poison orchestration turn");
+        return Ok(Some(Ran::output(fail(
+            "PoisonMessage",
+            format!(
+                "this turn was attempted {} times without completing (the process crashed or timed out each time); the instance was failed after {max} deliveries",
+                item.delivery_count()
+            ),
+        ))));
+    }
+    for event in new_events {
+        match &event.kind {
+            EventKind::ExecutionTerminated { input, .. } => {
+                shared.cache.remove(&inst.instance_id);
+                let output = complete(OrchestrationStatus::Terminated, input.clone(), None);
+                return Ok(Some(Ran::output(output)));
+            }
+            EventKind::ExecutionRewound { .. } => {
+                shared.cache.remove(&inst.instance_id);
+                let past = shared.store.read_history(&inst.instance_id).await?;
+                let (new_history, children) = rewind_history(&past, new_events);
+                let output = TurnOutput {
+                    actions: vec![Action {
+                        id: -1,
+                        kind: ActionKind::RewindOrchestration { new_history },
+                    }],
+                    ..Default::default()
+                };
+                return Ok(Some(Ran {
+                    output,
+                    live: None,
+                    rewind_children: children,
+                }));
+            }
+            _ => {}
+        }
+    }
+    let Some(handler) = shared.registry.orchestration(&inst.name) else {
+        if shared.options.unknown_orchestrations == UnknownOrchestrations::Leave {
+            let _ = shared
+                .store
+                .abandon_orchestration_item(&item.lease, Some(Duration::from_secs(5)))
+                .await;
+            return Ok(None);
+        }
+        let names = shared.registry.orchestration_names().join(", ");
+        return Ok(Some(Ran::output(fail(
+            "OrchestrationNotFound",
+            format!(
+                "no orchestration named '{}' is registered (registered: {names})",
+                inst.name
+            ),
+        ))));
+    };
+    let mut replayer =
+        match shared
+            .cache
+            .take(&inst.instance_id, &inst.execution_id, item.history_len)
+        {
+            Some(live) => live.replayer,
+            None => {
+                let history = if item.history_len == 0 {
+                    Vec::new()
+                } else {
+                    shared.store.read_history(&inst.instance_id).await?
+                };
+                let mut r = Replayer::new(
+                    handler.clone(),
+                    &inst.instance_id,
+                    &inst.execution_id,
+                    &inst.name,
+                );
+                r.replay(&history);
+                r
+            }
+        };
+    let output = replayer.run_turn(new_events);
+    Ok(Some(Ran {
+        output,
+        live: Some(replayer),
+        rewind_children: Vec::new(),
+    }))
+}
