@@ -23,6 +23,31 @@ pub struct ActivityLease {
     pub epoch: u64,
 }
 
+/// Which orchestration or activity names a fetch may claim. Native workers claim the names they
+/// registered and remote (gRPC) workers the rest, so both can share one task hub.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NameFilter {
+    #[default]
+    All,
+    Only(Vec<String>),
+    Except(Vec<String>),
+}
+
+impl NameFilter {
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            NameFilter::All => true,
+            NameFilter::Only(names) => names.iter().any(|n| n == name),
+            NameFilter::Except(names) => !names.iter().any(|n| n == name),
+        }
+    }
+
+    /// Nothing can match (an empty `Only`).
+    pub fn is_empty(&self) -> bool {
+        matches!(self, NameFilter::Only(names) if names.is_empty())
+    }
+}
+
 /// An event waiting in an instance's inbox.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InboxMessage {

@@ -21,8 +21,8 @@ use durable_core::clock::{SharedClock, system_clock};
 use durable_core::event::HistoryEvent;
 use durable_core::instance::{InstanceQuery, InstanceState, NewInstance, Page, PurgeFilter};
 use durable_core::work::{
-    ActivityItem, ActivityLease, ActivityResult, Lease, NewMessage, OrchestrationItem, QueueStats,
-    SendOutcome, TurnCommit,
+    ActivityItem, ActivityLease, ActivityResult, Lease, NameFilter, NewMessage, OrchestrationItem,
+    QueueStats, SendOutcome, TurnCommit,
 };
 use durable_store::{Notifier, Store, StoreError, StoreResult};
 use parking_lot::Mutex;
@@ -260,10 +260,11 @@ impl Store for SqliteStore {
         &self,
         max: usize,
         lock_for: Duration,
+        filter: &NameFilter,
     ) -> StoreResult<Vec<OrchestrationItem>> {
-        let (now, until) = (self.now(), self.until(lock_for));
+        let (now, until, filter) = (self.now(), self.until(lock_for), filter.clone());
         self.writer
-            .write(move |c| ops::fetch_orchestration_items(c, max, until, now))
+            .write(move |c| ops::fetch_orchestration_items(c, max, until, now, &filter))
             .await
     }
 
@@ -311,10 +312,11 @@ impl Store for SqliteStore {
         &self,
         max: usize,
         lock_for: Duration,
+        filter: &NameFilter,
     ) -> StoreResult<Vec<ActivityItem>> {
-        let (now, until) = (self.now(), self.until(lock_for));
+        let (now, until, filter) = (self.now(), self.until(lock_for), filter.clone());
         self.writer
-            .write(move |c| ops::fetch_activity_items(c, max, until, now))
+            .write(move |c| ops::fetch_activity_items(c, max, until, now, &filter))
             .await
     }
 

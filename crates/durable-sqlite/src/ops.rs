@@ -5,8 +5,8 @@ use durable_core::event::{EventKind, HistoryEvent};
 use durable_core::instance::NewInstance;
 use durable_core::status::RuntimeStatus;
 use durable_core::work::{
-    ActivityItem, ActivityLease, ActivityResult, HistoryWrite, InboxMessage, Lease, NewActivity,
-    NewMessage, OrchestrationItem, SendOutcome, TurnCommit,
+    ActivityItem, ActivityLease, ActivityResult, HistoryWrite, InboxMessage, Lease, NameFilter,
+    NewActivity, NewMessage, OrchestrationItem, SendOutcome, TurnCommit,
 };
 use durable_store::{StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -143,13 +143,35 @@ pub(crate) fn send_message(
     Ok((SendOutcome::Queued, Effects::orchestrations()))
 }
 
+/// An SQL condition on `column` for a name filter, with its arguments starting at `?first`.
+fn name_condition(column: &str, filter: &NameFilter, first: usize) -> (String, Vec<String>) {
+    let (op, names) = match filter {
+        NameFilter::All => return ("1=1".into(), Vec::new()),
+        NameFilter::Only(names) if names.is_empty() => return ("0=1".into(), Vec::new()),
+        NameFilter::Except(names) if names.is_empty() => return ("1=1".into(), Vec::new()),
+        NameFilter::Only(names) => ("IN", names),
+        NameFilter::Except(names) => ("NOT IN", names),
+    };
+    let params: Vec<String> = (0..names.len())
+        .map(|i| format!("?{}", first + i))
+        .collect();
+    (
+        format!("{column} {op} ({})", params.join(",")),
+        names.clone(),
+    )
+}
+
 pub(crate) fn fetch_orchestration_items(
     conn: &Connection,
     max: usize,
     until: DateTime<Utc>,
     now: DateTime<Utc>,
+    filter: &NameFilter,
 ) -> Outcome<Vec<OrchestrationItem>> {
     let now_us = micros(now);
+    let (names, name_args) = name_condition("i.name", filter, 3);
+    let mut args: Vec<rusqlite::types::Value> = vec![now_us.into(), (max as i64).into()];
+    args.extend(name_args.into_iter().map(Into::into));
     let ids: Vec<String> = conn
         .prepare_cached(&format!(
             "SELECT m.instance_id FROM messages m JOIN instances i ON i.instance_id = m.instance_id \
@@ -157,10 +179,11 @@ pub(crate) fn fetch_orchestration_items(
                AND (i.locked_until IS NULL OR i.locked_until <= ?1) \
                AND i.status NOT IN {TERMINAL} \
                AND NOT (i.status = 'Pending' AND IFNULL(i.scheduled_start_at, 0) > ?1) \
+               AND {names} \
              GROUP BY m.instance_id ORDER BY MIN(m.id) LIMIT ?2"
         ))
         .and_then(|mut s| {
-            s.query_map(params![now_us, max as i64], |r| r.get(0))?
+            s.query_map(rusqlite::params_from_iter(args), |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()
         })
         .map_err(sql)?;
@@ -444,17 +467,26 @@ pub(crate) fn fetch_activity_items(
     max: usize,
     until: DateTime<Utc>,
     now: DateTime<Utc>,
+    filter: &NameFilter,
 ) -> Outcome<Vec<ActivityItem>> {
+    let (names, name_args) = name_condition("name", filter, 4);
+    let mut args: Vec<rusqlite::types::Value> = vec![
+        micros(now).into(),
+        (max as i64).into(),
+        micros(until).into(),
+    ];
+    args.extend(name_args.into_iter().map(Into::into));
     let mut items: Vec<ActivityItem> = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "UPDATE activities SET epoch = epoch + 1, delivery_count = delivery_count + 1, locked_until = ?3 \
              WHERE id IN (SELECT id FROM activities WHERE visible_at <= ?1 \
-                          AND (locked_until IS NULL OR locked_until <= ?1) ORDER BY id LIMIT ?2) \
+                          AND (locked_until IS NULL OR locked_until <= ?1) AND {names} \
+                          ORDER BY id LIMIT ?2) \
              RETURNING id, epoch, delivery_count, instance_id, execution_id, task_id, name, version, \
-                       input, tags, trace_context",
-        )
+                       input, tags, trace_context"
+        ))
         .and_then(|mut s| {
-            s.query_map(params![micros(now), max as i64, micros(until)], |r| {
+            s.query_map(rusqlite::params_from_iter(args), |r| {
                 let tags: Option<String> = r.get(9)?;
                 let trace: Option<String> = r.get(10)?;
                 Ok((

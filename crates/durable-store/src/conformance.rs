@@ -20,13 +20,14 @@ use durable_core::failure::FailureDetails;
 use durable_core::instance::{IfExists, InstanceQuery, NewInstance, PurgeFilter};
 use durable_core::status::RuntimeStatus;
 use durable_core::work::{
-    ActivityResult, HistoryWrite, InstanceUpdate, NewActivity, NewChild, NewMessage,
+    ActivityResult, HistoryWrite, InstanceUpdate, NameFilter, NewActivity, NewChild, NewMessage,
     OrchestrationItem, SendOutcome, TurnCommit,
 };
 
 use crate::{SharedStore, StoreError};
 
 const LOCK: Duration = Duration::from_secs(30);
+const ALL: NameFilter = NameFilter::All;
 
 pub fn start_time() -> DateTime<Utc> {
     DateTime::from_timestamp(1_750_000_000, 0).unwrap()
@@ -105,7 +106,10 @@ fn activity(item: &OrchestrationItem, task_id: i32) -> NewActivity {
 }
 
 async fn fetch_one(store: &SharedStore) -> OrchestrationItem {
-    let mut items = store.fetch_orchestration_items(1, LOCK).await.unwrap();
+    let mut items = store
+        .fetch_orchestration_items(1, LOCK, &ALL)
+        .await
+        .unwrap();
     assert_eq!(items.len(), 1, "expected one orchestration item");
     items.remove(0)
 }
@@ -167,7 +171,7 @@ where
     ));
     assert!(
         store
-            .fetch_orchestration_items(10, LOCK)
+            .fetch_orchestration_items(10, LOCK, &ALL)
             .await
             .unwrap()
             .is_empty(),
@@ -268,7 +272,7 @@ where
     clock.advance(chrono::Duration::seconds(20));
     assert!(
         store
-            .fetch_orchestration_items(1, LOCK)
+            .fetch_orchestration_items(1, LOCK, &ALL)
             .await
             .unwrap()
             .is_empty(),
@@ -280,7 +284,7 @@ where
         .unwrap();
     assert!(
         store
-            .fetch_orchestration_items(1, LOCK)
+            .fetch_orchestration_items(1, LOCK, &ALL)
             .await
             .unwrap()
             .is_empty()
@@ -336,7 +340,7 @@ where
         .unwrap();
     assert!(
         store
-            .fetch_orchestration_items(1, LOCK)
+            .fetch_orchestration_items(1, LOCK, &ALL)
             .await
             .unwrap()
             .is_empty()
@@ -364,13 +368,13 @@ where
     commit.activities = vec![activity(&item, 1), activity(&item, 2)];
     store.commit_turn(commit).await.unwrap();
 
-    let acts = store.fetch_activity_items(10, LOCK).await.unwrap();
+    let acts = store.fetch_activity_items(10, LOCK, &ALL).await.unwrap();
     assert_eq!(acts.len(), 2);
     assert_eq!(acts[0].activity.task_id, 1, "enqueue order");
     assert_eq!(acts[0].delivery_count, 1);
     assert!(
         store
-            .fetch_activity_items(10, LOCK)
+            .fetch_activity_items(10, LOCK, &ALL)
             .await
             .unwrap()
             .is_empty()
@@ -382,7 +386,7 @@ where
         .renew_activity_lease(&acts[0].lease, LOCK)
         .await
         .unwrap();
-    let again = store.fetch_activity_items(10, LOCK).await.unwrap();
+    let again = store.fetch_activity_items(10, LOCK, &ALL).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].activity.task_id, 2);
     assert_eq!(again[0].delivery_count, 2);
@@ -431,20 +435,27 @@ where
     let mut commit = turn(&item, RuntimeStatus::Running);
     commit.activities = vec![activity(&item, 3)];
     store.commit_turn(commit).await.unwrap();
-    let acts = store.fetch_activity_items(10, LOCK).await.unwrap();
+    let acts = store.fetch_activity_items(10, LOCK, &ALL).await.unwrap();
     store
         .abandon_activity_item(&acts[0].lease, Some(Duration::from_secs(10)))
         .await
         .unwrap();
     assert!(
         store
-            .fetch_activity_items(10, LOCK)
+            .fetch_activity_items(10, LOCK, &ALL)
             .await
             .unwrap()
             .is_empty()
     );
     clock.advance(chrono::Duration::seconds(11));
-    assert_eq!(store.fetch_activity_items(10, LOCK).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .fetch_activity_items(10, LOCK, &ALL)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 pub async fn finished_instances_receive_nothing<F, Fut>(factory: F)
@@ -482,7 +493,7 @@ where
     );
     assert!(
         store
-            .fetch_orchestration_items(10, LOCK)
+            .fetch_orchestration_items(10, LOCK, &ALL)
             .await
             .unwrap()
             .is_empty()
@@ -554,7 +565,11 @@ where
     );
 
     let mut seen = HashSet::new();
-    for item in store.fetch_orchestration_items(10, LOCK).await.unwrap() {
+    for item in store
+        .fetch_orchestration_items(10, LOCK, &ALL)
+        .await
+        .unwrap()
+    {
         if item.lease.instance_id == "p" {
             assert!(matches!(
                 item.messages[0].event.kind,
@@ -576,7 +591,10 @@ where
     }
     assert!(seen.contains("p") && seen.contains("c1"), "{seen:?}");
     // The child got a terminate message; the unrelated instance did not.
-    let items = store.fetch_orchestration_items(10, LOCK).await.unwrap();
+    let items = store
+        .fetch_orchestration_items(10, LOCK, &ALL)
+        .await
+        .unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].lease.instance_id, "c1");
     assert!(matches!(
@@ -673,7 +691,7 @@ where
         .unwrap();
     assert!(
         store
-            .fetch_orchestration_items(10, LOCK)
+            .fetch_orchestration_items(10, LOCK, &ALL)
             .await
             .unwrap()
             .is_empty(),
@@ -932,6 +950,60 @@ where
         .expect("watcher woken by the status change");
 }
 
+pub async fn name_filters_split_the_work<F, Fut>(factory: F)
+where
+    F: Fn(ManualClock) -> Fut,
+    Fut: Future<Output = SharedStore>,
+{
+    let clock = ManualClock::new(start_time());
+    let store = factory(clock.clone()).await;
+    let mut other = new_instance("b");
+    other.name = "Remote".into();
+    store.create_instance(new_instance("a")).await.unwrap();
+    store.create_instance(other).await.unwrap();
+    let native = NameFilter::Only(vec!["Orch".into()]);
+    let remote = NameFilter::Except(vec!["Orch".into()]);
+    let items = store
+        .fetch_orchestration_items(10, LOCK, &native)
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].lease.instance_id, "a");
+    let mut commit = turn(&items[0], RuntimeStatus::Running);
+    let mut remote_activity = activity(&items[0], 2);
+    remote_activity.name = "RemoteAct".into();
+    commit.activities = vec![activity(&items[0], 1), remote_activity];
+    store.commit_turn(commit).await.unwrap();
+    let items = store
+        .fetch_orchestration_items(10, LOCK, &remote)
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].lease.instance_id, "b");
+
+    let only_act = NameFilter::Only(vec!["Act".into()]);
+    let acts = store
+        .fetch_activity_items(10, LOCK, &only_act)
+        .await
+        .unwrap();
+    assert_eq!(acts.len(), 1);
+    assert_eq!(acts[0].activity.task_id, 1);
+    let acts = store
+        .fetch_activity_items(10, LOCK, &NameFilter::Except(vec!["Act".into()]))
+        .await
+        .unwrap();
+    assert_eq!(acts.len(), 1);
+    assert_eq!(acts[0].activity.name, "RemoteAct");
+    let none = NameFilter::Only(vec![]);
+    assert!(
+        store
+            .fetch_activity_items(10, LOCK, &none)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// Many claimers at once never get the same instance, and every event sent concurrently is
 /// delivered exactly once.
 pub async fn concurrent_claims_and_sends<F, Fut>(factory: F)
@@ -970,7 +1042,10 @@ where
                 tokio::spawn(async move {
                     let mut idle = 0;
                     while idle < 50 {
-                        let items = store.fetch_orchestration_items(3, LOCK).await.unwrap();
+                        let items = store
+                            .fetch_orchestration_items(3, LOCK, &ALL)
+                            .await
+                            .unwrap();
                         if items.is_empty() {
                             idle += 1;
                             tokio::task::yield_now().await;
@@ -1003,7 +1078,10 @@ where
         }
         // Drain anything that arrived after the workers went idle.
         loop {
-            let items = store.fetch_orchestration_items(100, LOCK).await.unwrap();
+            let items = store
+                .fetch_orchestration_items(100, LOCK, &ALL)
+                .await
+                .unwrap();
             if items.is_empty() {
                 break;
             }
@@ -1064,7 +1142,7 @@ where
                 let store = store.clone();
                 tokio::spawn(async move {
                     loop {
-                        let acts = store.fetch_activity_items(5, LOCK).await.unwrap();
+                        let acts = store.fetch_activity_items(5, LOCK, &ALL).await.unwrap();
                         if acts.is_empty() {
                             break;
                         }
@@ -1114,6 +1192,7 @@ macro_rules! store_conformance {
             query_and_paging,
             purge_and_rewind,
             notifier_wakes_dispatchers_and_watchers,
+            name_filters_split_the_work,
             concurrent_claims_and_sends,
             concurrent_activity_completion,
         );

@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use durable_core::event::HistoryEvent;
 use durable_core::instance::{InstanceQuery, InstanceState, NewInstance, Page, PurgeFilter};
 use durable_core::work::{
-    ActivityItem, ActivityLease, ActivityResult, Lease, NewMessage, OrchestrationItem, QueueStats,
-    SendOutcome, TurnCommit,
+    ActivityItem, ActivityLease, ActivityResult, Lease, NameFilter, NewMessage, OrchestrationItem,
+    QueueStats, SendOutcome, TurnCommit,
 };
 
 pub use error::StoreError;
@@ -78,8 +78,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     // ---------------------------------------------------------------- orchestration turns
 
-    /// Claims up to `max` instances that have visible messages and no live lease, for
-    /// `lock_for`. For each: increments the epoch, sets the lease, increments the delivery
+    /// Claims up to `max` instances whose name `filter` matches and that have visible messages
+    /// and no live lease, for `lock_for`. For each: increments the epoch, sets the lease, increments the delivery
     /// count of the visible messages, and returns them in commit order with the instance state
     /// and its current history length. A `Pending` instance whose scheduled start is in the
     /// future is not claimed.
@@ -87,6 +87,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         &self,
         max: usize,
         lock_for: Duration,
+        filter: &NameFilter,
     ) -> StoreResult<Vec<OrchestrationItem>>;
 
     /// The earliest time at which a message or activity that is not visible yet (a durable timer,
@@ -128,12 +129,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     // ---------------------------------------------------------------- activities
 
-    /// Claims up to `max` visible activity invocations without a live lease, in enqueue order,
-    /// incrementing their epoch and delivery count.
+    /// Claims up to `max` visible activity invocations whose name `filter` matches and that have
+    /// no live lease, in enqueue order, incrementing their epoch and delivery count.
     async fn fetch_activity_items(
         &self,
         max: usize,
         lock_for: Duration,
+        filter: &NameFilter,
     ) -> StoreResult<Vec<ActivityItem>>;
 
     /// Records an activity's result, atomically: deletes the activity item (refusing with

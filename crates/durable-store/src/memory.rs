@@ -14,8 +14,8 @@ use durable_core::instance::{
 };
 use durable_core::status::RuntimeStatus;
 use durable_core::work::{
-    ActivityItem, ActivityLease, ActivityResult, HistoryWrite, InboxMessage, Lease, NewActivity,
-    NewMessage, OrchestrationItem, QueueStats, SendOutcome, TurnCommit,
+    ActivityItem, ActivityLease, ActivityResult, HistoryWrite, InboxMessage, Lease, NameFilter,
+    NewActivity, NewMessage, OrchestrationItem, QueueStats, SendOutcome, TurnCommit,
 };
 use parking_lot::Mutex;
 
@@ -258,6 +258,7 @@ impl Store for MemoryStore {
         &self,
         max: usize,
         lock: Duration,
+        filter: &NameFilter,
     ) -> StoreResult<Vec<OrchestrationItem>> {
         let now = self.clock.now();
         let mut inner = self.inner.lock();
@@ -275,7 +276,8 @@ impl Store for MemoryStore {
             let locked = i.locked_until.is_some_and(|u| u > now);
             let not_yet = i.state.status == RuntimeStatus::Pending
                 && i.state.scheduled_start_at.is_some_and(|s| s > now);
-            if !locked && !not_yet && !i.state.status.is_terminal() {
+            if !locked && !not_yet && !i.state.status.is_terminal() && filter.matches(&i.state.name)
+            {
                 ready.push(m.instance_id.clone());
             }
         }
@@ -481,6 +483,7 @@ impl Store for MemoryStore {
         &self,
         max: usize,
         lock: Duration,
+        filter: &NameFilter,
     ) -> StoreResult<Vec<ActivityItem>> {
         let now = self.clock.now();
         let mut inner = self.inner.lock();
@@ -489,7 +492,10 @@ impl Store for MemoryStore {
             if items.len() >= max {
                 break;
             }
-            if a.visible_at > now || a.locked_until.is_some_and(|u| u > now) {
+            if a.visible_at > now
+                || a.locked_until.is_some_and(|u| u > now)
+                || !filter.matches(&a.activity.name)
+            {
                 continue;
             }
             a.epoch += 1;

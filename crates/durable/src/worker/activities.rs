@@ -33,7 +33,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>)
         let lock = shared.options.lock_duration;
         match shared
             .store
-            .fetch_activity_items(available.min(BATCH), lock)
+            .fetch_activity_items(available.min(BATCH), lock, &shared.activity_filter)
             .await
         {
             Ok(items) if items.is_empty() => {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use durable_core::registry::{Activity, ActivityContext, Orchestration, Registry};
 use durable_core::turn::PlanLimits;
+use durable_core::work::NameFilter;
 use durable_core::{Error, OrchestrationContext};
 use durable_store::SharedStore;
 use serde::Serialize;
@@ -49,6 +50,10 @@ pub struct WorkerOptions {
     /// How long shutdown waits for running work before giving its leases back.
     pub shutdown_grace: Duration,
     pub unknown_orchestrations: UnknownOrchestrations,
+    /// Claim only the orchestrations and activities this worker registered, leaving other names
+    /// to other workers (gRPC workers of other languages in a shared task hub). Implies
+    /// [`UnknownOrchestrations::Leave`].
+    pub only_registered: bool,
     pub limits: PlanLimits,
 }
 
@@ -63,6 +68,7 @@ impl Default for WorkerOptions {
             cache_capacity: 10_000,
             shutdown_grace: Duration::from_secs(10),
             unknown_orchestrations: UnknownOrchestrations::Fail,
+            only_registered: false,
             limits: PlanLimits::default(),
         }
     }
@@ -72,6 +78,8 @@ impl Default for WorkerOptions {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub store: SharedStore,
+    pub orchestration_filter: NameFilter,
+    pub activity_filter: NameFilter,
     pub registry: Registry,
     pub options: WorkerOptions,
     pub cache: Cache,
@@ -131,7 +139,18 @@ impl WorkerBuilder {
     /// Starts the dispatchers on the current Tokio runtime.
     pub fn start(self) -> Worker {
         let client = Client::new(self.store.clone());
+        let (orchestration_filter, activity_filter) = if self.options.only_registered {
+            let names = |v: Vec<&str>| NameFilter::Only(v.into_iter().map(String::from).collect());
+            (
+                names(self.registry.orchestration_names()),
+                names(self.registry.activity_names()),
+            )
+        } else {
+            (NameFilter::All, NameFilter::All)
+        };
         let shared = Arc::new(Shared {
+            orchestration_filter,
+            activity_filter,
             cache: Cache::new(self.options.cache_capacity),
             store: self.store,
             registry: self.registry,

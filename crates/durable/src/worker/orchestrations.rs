@@ -37,7 +37,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>)
         let lock = shared.options.lock_duration;
         match shared
             .store
-            .fetch_orchestration_items(available.min(BATCH), lock)
+            .fetch_orchestration_items(available.min(BATCH), lock, &shared.orchestration_filter)
             .await
         {
             Ok(items) if items.is_empty() => {
@@ -233,7 +233,9 @@ async fn run_turn(
         }
     }
     let Some(handler) = shared.registry.orchestration(&inst.name) else {
-        if shared.options.unknown_orchestrations == UnknownOrchestrations::Leave {
+        if shared.options.unknown_orchestrations == UnknownOrchestrations::Leave
+            || shared.options.only_registered
+        {
             let _ = shared
                 .store
                 .abandon_orchestration_item(&item.lease, Some(Duration::from_secs(5)))
