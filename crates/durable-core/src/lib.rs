@@ -12,6 +12,7 @@ pub mod limits;
 pub mod registry;
 pub mod replay;
 pub mod status;
+pub mod timeline;
 pub mod turn;
 pub mod work;
 
