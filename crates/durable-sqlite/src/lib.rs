@@ -28,7 +28,7 @@ use durable_store::{Notifier, Store, StoreError, StoreResult};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::writer::{Effects, Writer};
+use crate::writer::{Durability, Effects, Writer};
 
 /// SQLite's `synchronous` setting: what an acknowledged commit survives.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -140,6 +140,10 @@ fn configure(conn: &Connection, synchronous: Synchronous, file: bool) -> rusqlit
         conn.pragma_update(None, "journal_mode", "WAL")?;
     }
     conn.pragma_update(None, "synchronous", synchronous.as_str())?;
+    if file {
+        // The writer checkpoints itself, in FULL mode (see writer.rs).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    }
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "cache_size", -32_000)?;
     conn.set_prepared_statement_cache_capacity(64);
@@ -169,7 +173,11 @@ impl SqliteStore {
         configure(&conn, options.synchronous, options.path.is_some()).map_err(open_error)?;
         schema::migrate(&conn).map_err(open_error)?;
         let notifier = Arc::new(Notifier::new());
-        let writer = Writer::spawn(conn, notifier.clone())
+        let durability = Durability {
+            synchronous: options.synchronous.as_str(),
+            wal: options.path.is_some(),
+        };
+        let writer = Writer::spawn(conn, notifier.clone(), durability)
             .map_err(|e| StoreError::Unavailable(format!("cannot start the SQLite writer: {e}")))?;
         Ok(SqliteStore {
             writer,
@@ -201,7 +209,7 @@ impl SqliteStore {
         let (Some(pool), Some(path)) = (&self.readers, &self.path) else {
             return self
                 .writer
-                .write(move |c| f(c).map(|v| (v, Effects::default())))
+                .claim(move |c| f(c).map(|v| (v, Effects::default())))
                 .await;
         };
         let pool = pool.clone();
@@ -264,7 +272,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<OrchestrationItem>> {
         let (now, until, filter) = (self.now(), self.until(lock_for), filter.clone());
         self.writer
-            .write(move |c| ops::fetch_orchestration_items(c, max, until, now, &filter))
+            .claim(move |c| ops::fetch_orchestration_items(c, max, until, now, &filter))
             .await
     }
 
@@ -285,6 +293,27 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn commit_turn_and_claim(
+        &self,
+        commit: TurnCommit,
+        claim: usize,
+        filter: &NameFilter,
+        lock_for: Duration,
+    ) -> StoreResult<Vec<ActivityItem>> {
+        let (now, until, filter) = (self.now(), self.until(lock_for), filter.clone());
+        self.writer
+            .write(move |c| {
+                let ((), effects) = ops::commit_turn(c, commit, now)?;
+                let items = if claim == 0 {
+                    Vec::new()
+                } else {
+                    ops::fetch_activity_items(c, claim, until, now, &filter)?.0
+                };
+                Ok((items, effects))
+            })
+            .await
+    }
+
     async fn abandon_orchestration_item(
         &self,
         lease: &Lease,
@@ -293,7 +322,7 @@ impl Store for SqliteStore {
         let (now, lease) = (self.now(), lease.clone());
         let retry_at = retry_after.map(|d| self.until(d));
         self.writer
-            .write(move |c| ops::abandon_orchestration_item(c, &lease, retry_at, now))
+            .claim(move |c| ops::abandon_orchestration_item(c, &lease, retry_at, now))
             .await
     }
 
@@ -304,7 +333,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let (until, lease) = (self.until(lock_for), lease.clone());
         self.writer
-            .write(move |c| ops::renew_orchestration_lease(c, &lease, until))
+            .claim(move |c| ops::renew_orchestration_lease(c, &lease, until))
             .await
     }
 
@@ -316,7 +345,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<ActivityItem>> {
         let (now, until, filter) = (self.now(), self.until(lock_for), filter.clone());
         self.writer
-            .write(move |c| ops::fetch_activity_items(c, max, until, now, &filter))
+            .claim(move |c| ops::fetch_activity_items(c, max, until, now, &filter))
             .await
     }
 
@@ -339,7 +368,7 @@ impl Store for SqliteStore {
         let visible_at = Some(retry_after.map_or_else(|| self.now(), |d| self.until(d)));
         let lease = lease.clone();
         self.writer
-            .write(move |c| ops::update_activity_lease(c, &lease, None, visible_at))
+            .claim(move |c| ops::update_activity_lease(c, &lease, None, visible_at))
             .await
     }
 
@@ -350,7 +379,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let (until, lease) = (self.until(lock_for), lease.clone());
         self.writer
-            .write(move |c| ops::update_activity_lease(c, &lease, Some(until), None))
+            .claim(move |c| ops::update_activity_lease(c, &lease, Some(until), None))
             .await
     }
 

@@ -35,6 +35,9 @@ impl Effects {
 pub(crate) type Outcome<T> = StoreResult<(T, Effects)>;
 
 trait Job: Send {
+    /// Whether the job must be flushed to disk before it is acknowledged. Claims (leases,
+    /// delivery counts) only need to survive a process crash, not a power loss.
+    fn needs_flush(&self) -> bool;
     /// Runs inside the batch transaction; returns whether it succeeded.
     fn run(&mut self, conn: &Connection) -> bool;
     /// Called after the batch committed (or failed to).
@@ -42,6 +45,7 @@ trait Job: Send {
 }
 
 struct Request<T, F> {
+    flush: bool,
     work: Option<F>,
     outcome: Option<Outcome<T>>,
     reply: oneshot::Sender<StoreResult<T>>,
@@ -52,6 +56,10 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Outcome<T> + Send + 'static,
 {
+    fn needs_flush(&self) -> bool {
+        self.flush
+    }
+
     fn run(&mut self, conn: &Connection) -> bool {
         let work = self.work.take().expect("a job runs once");
         let outcome = work(conn);
@@ -90,15 +98,28 @@ pub(crate) struct Writer {
     tx: mpsc::Sender<Box<dyn Job>>,
 }
 
+/// The writer's durability settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Durability {
+    /// `PRAGMA synchronous` for batches that must be flushed.
+    pub synchronous: &'static str,
+    /// Whether this database is a file in WAL mode (checkpoints are run by the writer).
+    pub wal: bool,
+}
+
 /// The largest number of requests committed in one transaction.
 const MAX_BATCH: usize = 512;
 
 impl Writer {
-    pub fn spawn(conn: Connection, notifier: Arc<Notifier>) -> std::io::Result<Writer> {
+    pub fn spawn(
+        conn: Connection,
+        notifier: Arc<Notifier>,
+        durability: Durability,
+    ) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         thread::Builder::new()
             .name("durable-sqlite-writer".into())
-            .spawn(move || run(conn, rx, notifier))?;
+            .spawn(move || run(conn, rx, notifier, durability))?;
         Ok(Writer { tx })
     }
 
@@ -108,8 +129,27 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Outcome<T> + Send + 'static,
     {
+        self.submit(true, work).await
+    }
+
+    /// Runs a claim in the next transaction; it survives a process crash but is not flushed
+    /// to disk on its own (the next flushed batch carries it).
+    pub async fn claim<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Outcome<T> + Send + 'static,
+    {
+        self.submit(false, work).await
+    }
+
+    async fn submit<T, F>(&self, flush: bool, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Outcome<T> + Send + 'static,
+    {
         let (reply, rx) = oneshot::channel();
         let job = Box::new(Request {
+            flush,
             work: Some(work),
             outcome: None,
             reply,
@@ -122,7 +162,17 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>, notifier: Arc<Notifier>) {
+/// Batches between explicit WAL checkpoints.
+const CHECKPOINT_EVERY: u32 = 512;
+
+fn run(
+    conn: Connection,
+    rx: mpsc::Receiver<Box<dyn Job>>,
+    notifier: Arc<Notifier>,
+    durability: Durability,
+) {
+    let mut flushing = true;
+    let mut since_checkpoint = 0u32;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -131,13 +181,40 @@ fn run(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>, notifier: Arc<Notifie
                 Err(_) => break,
             }
         }
+        // A batch of claims only is committed without waiting for the disk. WAL frames reach the
+        // OS at once (so a process crash keeps them) and the next flushed commit syncs them too.
+        let flush = batch.iter().any(|j| j.needs_flush());
+        if flush != flushing {
+            let mode = if flush { durability.synchronous } else { "OFF" };
+            if let Err(e) = conn.pragma_update(None, "synchronous", mode) {
+                tracing::error!(error = %e, "cannot switch SQLite synchronous mode");
+            }
+            flushing = flush;
+        }
         let committed = commit_batch(&conn, &mut batch);
+        since_checkpoint += 1;
+        if durability.wal && since_checkpoint >= CHECKPOINT_EVERY {
+            since_checkpoint = 0;
+            checkpoint(&conn, durability, &mut flushing);
+        }
         if let Err(e) = &committed {
             tracing::error!(error = %e, requests = batch.len(), "SQLite commit failed");
         }
         for job in batch {
             job.finish(&committed, &notifier);
         }
+    }
+}
+
+/// Copies the WAL into the database with full syncs, so frames committed without a flush can
+/// never be lost to a WAL reset after a power failure.
+fn checkpoint(conn: &Connection, durability: Durability, flushing: &mut bool) {
+    if !*flushing {
+        let _ = conn.pragma_update(None, "synchronous", durability.synchronous);
+        *flushing = true;
+    }
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "SQLite checkpoint failed");
     }
 }
 

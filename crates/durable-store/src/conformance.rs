@@ -1004,6 +1004,47 @@ where
     );
 }
 
+pub async fn commit_and_claim_hands_activities_over<F, Fut>(factory: F)
+where
+    F: Fn(ManualClock) -> Fut,
+    Fut: Future<Output = SharedStore>,
+{
+    let clock = ManualClock::new(start_time());
+    let store = factory(clock.clone()).await;
+    let item = started(&store, "a").await;
+    let mut commit = turn(&item, RuntimeStatus::Running);
+    commit.activities = (1..=3).map(|i| activity(&item, i)).collect();
+    let claimed = store
+        .commit_turn_and_claim(commit, 2, &ALL, LOCK)
+        .await
+        .unwrap();
+    assert!(claimed.len() <= 2, "never more than asked for");
+    assert_eq!(
+        store.read_history("a").await.unwrap().len(),
+        2,
+        "the turn is committed"
+    );
+    let fetched = store.fetch_activity_items(10, LOCK, &ALL).await.unwrap();
+    let mut ids: Vec<i32> = claimed
+        .iter()
+        .chain(&fetched)
+        .map(|a| a.activity.task_id)
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [1, 2, 3],
+        "claimed activities are leased, the rest are fetchable"
+    );
+    for a in claimed {
+        assert_eq!(a.delivery_count, 1);
+        store
+            .complete_activity(&a.lease, ActivityResult::Completed(None))
+            .await
+            .unwrap();
+    }
+}
+
 /// Many claimers at once never get the same instance, and every event sent concurrently is
 /// delivered exactly once.
 pub async fn concurrent_claims_and_sends<F, Fut>(factory: F)
@@ -1193,6 +1234,7 @@ macro_rules! store_conformance {
             purge_and_rewind,
             notifier_wakes_dispatchers_and_watchers,
             name_filters_split_the_work,
+            commit_and_claim_hands_activities_over,
             concurrent_claims_and_sends,
             concurrent_activity_completion,
         );

@@ -115,6 +115,21 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// 11. release the lease.
     async fn commit_turn(&self, commit: TurnCommit) -> StoreResult<()>;
 
+    /// [`Store::commit_turn`], then claims up to `claim` visible activities whose names `filter`
+    /// matches for the caller, in the same round trip: an in-process hand-off that saves the
+    /// activity fetch. Backends that cannot do it cheaply keep this default, which claims none.
+    async fn commit_turn_and_claim(
+        &self,
+        commit: TurnCommit,
+        claim: usize,
+        filter: &NameFilter,
+        lock_for: Duration,
+    ) -> StoreResult<Vec<ActivityItem>> {
+        let _ = (claim, filter, lock_for);
+        self.commit_turn(commit).await?;
+        Ok(Vec::new())
+    }
+
     /// Gives a claimed item back: releases the lease; with `retry_after`, the instance's visible
     /// messages become visible again only after that delay.
     async fn abandon_orchestration_item(

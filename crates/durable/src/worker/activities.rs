@@ -10,18 +10,35 @@ use durable_core::registry::ActivityContext;
 use durable_core::work::{ActivityItem, ActivityResult};
 use durable_store::StoreError;
 use futures::FutureExt;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{mpsc, watch};
 
 use super::{Shared, idle_wait};
 
 const BATCH: usize = 64;
 
-pub(crate) async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    mut handoff: mpsc::UnboundedReceiver<ActivityItem>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let limit = shared.options.activity_concurrency.max(1);
-    let permits = Arc::new(Semaphore::new(limit));
+    let permits = shared.activity_permits.clone();
     let mut backoff = Duration::from_millis(50);
     let (abandon_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let spawn = |item: ActivityItem, permit: tokio::sync::OwnedSemaphorePermit| {
+        let shared = shared.clone();
+        let abandon = abandon_tx.subscribe();
+        tokio::spawn(async move {
+            execute(&shared, item, abandon).await;
+            drop(permit);
+        });
+    };
     while !*stopped.borrow() {
+        // Activities claimed in-process by a turn commit come first: they are already leased.
+        while let Ok(item) = handoff.try_recv() {
+            let permit = permits.clone().acquire_owned().await.expect("never closed");
+            spawn(item, permit);
+        }
         let available = permits.available_permits();
         if available == 0 {
             tokio::select! {
@@ -44,12 +61,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>)
                 backoff = Duration::from_millis(50);
                 for item in items {
                     let permit = permits.clone().acquire_owned().await.expect("never closed");
-                    let shared = shared.clone();
-                    let abandon = abandon_tx.subscribe();
-                    tokio::spawn(async move {
-                        execute(&shared, item, abandon).await;
-                        drop(permit);
-                    });
+                    spawn(item, permit);
                 }
             }
             Err(e) => {
@@ -58,6 +70,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>)
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
+    }
+    // Hand-offs that never started go back to the store for another worker.
+    handoff.close();
+    while let Ok(item) = handoff.try_recv() {
+        let _ = shared.store.abandon_activity_item(&item.lease, None).await;
     }
     let grace = shared.options.shutdown_grace;
     if tokio::time::timeout(grace, permits.acquire_many(limit as u32))

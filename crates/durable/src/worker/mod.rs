@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use durable_core::registry::{Activity, ActivityContext, Orchestration, Registry};
 use durable_core::turn::PlanLimits;
+use durable_core::work::ActivityItem;
 use durable_core::work::NameFilter;
 use durable_core::{Error, OrchestrationContext};
 use durable_store::SharedStore;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::client::Client;
@@ -84,6 +85,10 @@ pub(crate) struct Shared {
     pub options: WorkerOptions,
     pub cache: Cache,
     pub client: Client,
+    /// Free activity slots; a turn commit claims at most this many activities in-process.
+    pub activity_permits: Arc<Semaphore>,
+    /// Activities claimed by turn commits, on their way to the activity dispatcher.
+    pub handoff: mpsc::UnboundedSender<ActivityItem>,
 }
 
 /// Builds a [`Worker`]: register orchestrations and activities, then [`WorkerBuilder::start`].
@@ -148,7 +153,10 @@ impl WorkerBuilder {
         } else {
             (NameFilter::All, NameFilter::All)
         };
+        let (handoff, handoff_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
+            activity_permits: Arc::new(Semaphore::new(self.options.activity_concurrency.max(1))),
+            handoff,
             orchestration_filter,
             activity_filter,
             cache: Cache::new(self.options.cache_capacity),
@@ -160,7 +168,7 @@ impl WorkerBuilder {
         let (stop, stopped) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(orchestrations::run(shared.clone(), stopped.clone())),
-            tokio::spawn(activities::run(shared.clone(), stopped)),
+            tokio::spawn(activities::run(shared.clone(), handoff_rx, stopped)),
         ];
         tracing::debug!(
             store = %shared.store.describe(),

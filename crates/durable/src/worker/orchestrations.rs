@@ -154,8 +154,27 @@ async fn process(shared: &Shared, item: OrchestrationItem) {
         durable_core::work::HistoryWrite::Replace { events, .. } => events.len() as u32,
     };
     let status = commit.instance.status;
-    match shared.store.commit_turn(commit).await {
-        Ok(()) => {
+    let claim = if commit.activities.is_empty() {
+        0
+    } else {
+        shared
+            .activity_permits
+            .available_permits()
+            .min(commit.activities.len())
+    };
+    let lock = shared.options.lock_duration;
+    let committed = shared
+        .store
+        .commit_turn_and_claim(commit, claim, &shared.activity_filter, lock)
+        .await;
+    match committed {
+        Ok(claimed) => {
+            if !claimed.is_empty() {
+                for item in claimed {
+                    let _ = shared.handoff.send(item);
+                }
+                shared.store.notifier().activity_work();
+            }
             tracing::trace!(instance_id = %id, %status, "turn committed");
             if let Some(replayer) = live.filter(|r| !r.is_finished()) {
                 shared.cache.put(
