@@ -45,9 +45,16 @@ pub(crate) fn sql(e: rusqlite::Error) -> StoreError {
     }
 }
 
-/// The columns `instance_row` reads, in order.
-pub(crate) const INSTANCE_COLUMNS: &str = "instance_id, name, version, execution_id, status, input, output, \
-     custom_status, failure, created_at, updated_at, completed_at, scheduled_start_at, parent, tags";
+/// The columns `instance_row` reads, in order (a macro so SQL can be built with `concat!`).
+macro_rules! instance_columns {
+    () => {
+        "instance_id, name, version, execution_id, status, input, output, custom_status, failure, \
+         created_at, updated_at, completed_at, scheduled_start_at, parent, tags"
+    };
+}
+pub(crate) use instance_columns;
+
+pub(crate) const INSTANCE_COLUMNS: &str = instance_columns!();
 
 pub(crate) fn instance_row(row: &Row<'_>) -> rusqlite::Result<Result<InstanceState, StoreError>> {
     let status: String = row.get(4)?;

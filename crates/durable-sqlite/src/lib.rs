@@ -139,11 +139,13 @@ fn configure(conn: &Connection, synchronous: Synchronous, file: bool) -> rusqlit
     if file {
         conn.pragma_update(None, "journal_mode", "WAL")?;
     }
-    conn.pragma_update(None, "synchronous", synchronous.as_str())?;
-    if file {
-        // The writer checkpoints itself, in FULL mode (see writer.rs).
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-    }
+    // FULL is provided by the writer flushing the WAL after each batch that needs it (see
+    // writer.rs); the connection itself never flushes per commit.
+    let mode = match synchronous {
+        Synchronous::Full | Synchronous::Normal => "NORMAL",
+        Synchronous::Off => "OFF",
+    };
+    conn.pragma_update(None, "synchronous", mode)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "cache_size", -32_000)?;
     conn.set_prepared_statement_cache_capacity(64);
@@ -174,8 +176,14 @@ impl SqliteStore {
         schema::migrate(&conn).map_err(open_error)?;
         let notifier = Arc::new(Notifier::new());
         let durability = Durability {
-            synchronous: options.synchronous.as_str(),
-            wal: options.path.is_some(),
+            flush_wal: match (&options.path, options.synchronous) {
+                (Some(path), Synchronous::Full) => {
+                    let mut wal = path.clone().into_os_string();
+                    wal.push("-wal");
+                    Some(wal.into())
+                }
+                _ => None,
+            },
         };
         let writer = Writer::spawn(conn, notifier.clone(), durability)
             .map_err(|e| StoreError::Unavailable(format!("cannot start the SQLite writer: {e}")))?;

@@ -11,7 +11,7 @@ use durable_core::work::{
 use durable_store::{StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::codec::{INSTANCE_COLUMNS, from_json, instance_row, micros, opt_json, sql, to_json};
+use crate::codec::{from_json, instance_columns, instance_row, micros, opt_json, sql, to_json};
 use crate::writer::{Effects, Outcome};
 
 const TERMINAL: &str = "('Completed','Failed','Terminated')";
@@ -25,8 +25,13 @@ fn status_of(conn: &Connection, id: &str) -> StoreResult<Option<RuntimeStatus>> 
 }
 
 pub(crate) fn delete_instance(conn: &Connection, id: &str) -> StoreResult<()> {
-    for table in ["instances", "history", "messages", "activities"] {
-        conn.prepare_cached(&format!("DELETE FROM {table} WHERE instance_id = ?1"))
+    for statement in [
+        "DELETE FROM instances WHERE instance_id = ?1",
+        "DELETE FROM history WHERE instance_id = ?1",
+        "DELETE FROM messages WHERE instance_id = ?1",
+        "DELETE FROM activities WHERE instance_id = ?1",
+    ] {
+        conn.prepare_cached(statement)
             .and_then(|mut s| s.execute([id]))
             .map_err(sql)?;
     }
@@ -190,9 +195,10 @@ pub(crate) fn fetch_orchestration_items(
     let mut items = Vec::with_capacity(ids.len());
     for id in ids {
         let (instance, epoch, history_len) = conn
-            .prepare_cached(&format!(
-                "UPDATE instances SET epoch = epoch + 1, locked_until = ?2 WHERE instance_id = ?1 \
-                 RETURNING {INSTANCE_COLUMNS}, epoch, history_len"
+            .prepare_cached(concat!(
+                "UPDATE instances SET epoch = epoch + 1, locked_until = ?2 WHERE instance_id = ?1 RETURNING ",
+                instance_columns!(),
+                ", epoch, history_len"
             ))
             .and_then(|mut s| {
                 s.query_row(params![id, micros(until)], |r| {
@@ -658,8 +664,10 @@ pub(crate) fn instance_by_id(
     conn: &Connection,
     id: &str,
 ) -> StoreResult<Option<durable_core::instance::InstanceState>> {
-    conn.prepare_cached(&format!(
-        "SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?1"
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        instance_columns!(),
+        " FROM instances WHERE instance_id = ?1"
     ))
     .and_then(|mut s| s.query_row([id], instance_row).optional())
     .map_err(sql)?

@@ -34,12 +34,21 @@ impl Effects {
 
 pub(crate) type Outcome<T> = StoreResult<(T, Effects)>;
 
+/// How a job went.
+enum Verdict {
+    Done,
+    /// Refused before writing anything (stale lease, unknown instance, ...).
+    Rejected,
+    /// Failed part-way; the transaction must be rolled back.
+    Broken(StoreError),
+}
+
 trait Job: Send {
     /// Whether the job must be flushed to disk before it is acknowledged. Claims (leases,
     /// delivery counts) only need to survive a process crash, not a power loss.
     fn needs_flush(&self) -> bool;
-    /// Runs inside the batch transaction; returns whether it succeeded.
-    fn run(&mut self, conn: &Connection) -> bool;
+    /// Runs inside the batch transaction.
+    fn run(&mut self, conn: &Connection) -> Verdict;
     /// Called after the batch committed (or failed to).
     fn finish(self: Box<Self>, committed: &Result<(), StoreError>, notifier: &Notifier);
 }
@@ -60,12 +69,18 @@ where
         self.flush
     }
 
-    fn run(&mut self, conn: &Connection) -> bool {
+    fn run(&mut self, conn: &Connection) -> Verdict {
         let work = self.work.take().expect("a job runs once");
         let outcome = work(conn);
-        let ok = outcome.is_ok();
+        let verdict = match &outcome {
+            Ok(_) => Verdict::Done,
+            Err(StoreError::Internal(_) | StoreError::Unavailable(_)) => {
+                Verdict::Broken(outcome.as_ref().err().cloned().expect("an error"))
+            }
+            Err(_) => Verdict::Rejected,
+        };
         self.outcome = Some(outcome);
-        ok
+        verdict
     }
 
     fn finish(self: Box<Self>, committed: &Result<(), StoreError>, notifier: &Notifier) {
@@ -99,12 +114,11 @@ pub(crate) struct Writer {
 }
 
 /// The writer's durability settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Durability {
-    /// `PRAGMA synchronous` for batches that must be flushed.
-    pub synchronous: &'static str,
-    /// Whether this database is a file in WAL mode (checkpoints are run by the writer).
-    pub wal: bool,
+    /// The WAL file to flush after batches that must survive a power loss (`synchronous=FULL`
+    /// on a file); `None` when nothing is flushed explicitly.
+    pub flush_wal: Option<std::path::PathBuf>,
 }
 
 /// The largest number of requests committed in one transaction.
@@ -162,17 +176,13 @@ impl Writer {
     }
 }
 
-/// Batches between explicit WAL checkpoints.
-const CHECKPOINT_EVERY: u32 = 512;
-
 fn run(
     conn: Connection,
     rx: mpsc::Receiver<Box<dyn Job>>,
     notifier: Arc<Notifier>,
     durability: Durability,
 ) {
-    let mut flushing = true;
-    let mut since_checkpoint = 0u32;
+    let mut wal = WalSync::new(durability);
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -181,21 +191,11 @@ fn run(
                 Err(_) => break,
             }
         }
-        // A batch of claims only is committed without waiting for the disk. WAL frames reach the
-        // OS at once (so a process crash keeps them) and the next flushed commit syncs them too.
-        let flush = batch.iter().any(|j| j.needs_flush());
-        if flush != flushing {
-            let mode = if flush { durability.synchronous } else { "OFF" };
-            if let Err(e) = conn.pragma_update(None, "synchronous", mode) {
-                tracing::error!(error = %e, "cannot switch SQLite synchronous mode");
-            }
-            flushing = flush;
-        }
-        let committed = commit_batch(&conn, &mut batch);
-        since_checkpoint += 1;
-        if durability.wal && since_checkpoint >= CHECKPOINT_EVERY {
-            since_checkpoint = 0;
-            checkpoint(&conn, durability, &mut flushing);
+        let mut committed = commit_batch(&conn, &mut batch);
+        // A batch of claims only is not flushed: its WAL frames reach the OS at once (a process
+        // crash keeps them) and the next flushed batch makes them durable too.
+        if committed.is_ok() && batch.iter().any(|j| j.needs_flush()) {
+            committed = wal.flush();
         }
         if let Err(e) = &committed {
             tracing::error!(error = %e, requests = batch.len(), "SQLite commit failed");
@@ -206,15 +206,43 @@ fn run(
     }
 }
 
-/// Copies the WAL into the database with full syncs, so frames committed without a flush can
-/// never be lost to a WAL reset after a power failure.
-fn checkpoint(conn: &Connection, durability: Durability, flushing: &mut bool) {
-    if !*flushing {
-        let _ = conn.pragma_update(None, "synchronous", durability.synchronous);
-        *flushing = true;
+/// Flushes the WAL file to disk. The connection runs with `synchronous=NORMAL` (no flush per
+/// commit; checkpoints still flush), and batches that must survive a power loss are flushed here,
+/// which gives them the guarantee of `synchronous=FULL` without switching modes per batch.
+struct WalSync {
+    path: Option<std::path::PathBuf>,
+    file: Option<std::fs::File>,
+}
+
+impl WalSync {
+    fn new(durability: Durability) -> Self {
+        WalSync {
+            path: durability.flush_wal,
+            file: None,
+        }
     }
-    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-        tracing::warn!(error = %e, "SQLite checkpoint failed");
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        for attempt in 0..2 {
+            if self.file.is_none() {
+                self.file = Some(std::fs::File::open(path).map_err(|e| {
+                    StoreError::Unavailable(format!("cannot open the WAL {}: {e}", path.display()))
+                })?);
+            }
+            match self.file.as_ref().map(std::fs::File::sync_data) {
+                Some(Ok(())) => return Ok(()),
+                Some(Err(e)) if attempt == 1 => {
+                    return Err(StoreError::Unavailable(format!(
+                        "cannot flush the WAL: {e}"
+                    )));
+                }
+                _ => self.file = None,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -222,17 +250,11 @@ fn commit_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), Sto
     let sql = |e: rusqlite::Error| StoreError::Unavailable(format!("SQLite: {e}"));
     conn.execute_batch("BEGIN IMMEDIATE").map_err(sql)?;
     for job in batch.iter_mut() {
-        let step = (|| {
-            conn.execute_batch("SAVEPOINT job")?;
-            if job.run(conn) {
-                conn.execute_batch("RELEASE job")
-            } else {
-                conn.execute_batch("ROLLBACK TO job; RELEASE job")
-            }
-        })();
-        if let Err(e) = step {
+        // Jobs check before they write, so a rejected job has changed nothing; a job that failed
+        // part-way (an SQL error) aborts the whole batch.
+        if let Verdict::Broken(e) = job.run(conn) {
             let _ = conn.execute_batch("ROLLBACK");
-            return Err(sql(e));
+            return Err(e);
         }
     }
     if let Err(e) = conn.execute_batch("COMMIT") {
