@@ -9,6 +9,7 @@ pub mod failure;
 pub mod ids;
 pub mod instance;
 pub mod limits;
+pub mod metrics;
 pub mod registry;
 pub mod replay;
 pub mod status;

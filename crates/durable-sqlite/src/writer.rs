@@ -191,12 +191,16 @@ fn run(
                 Err(_) => break,
             }
         }
+        let began = std::time::Instant::now();
         let mut committed = commit_batch(&conn, &mut batch);
         // A batch of claims only is not flushed: its WAL frames reach the OS at once (a process
         // crash keeps them) and the next flushed batch makes them durable too.
         if committed.is_ok() && batch.iter().any(|j| j.needs_flush()) {
             committed = wal.flush();
         }
+        let m = durable_core::metrics::global();
+        m.store_commit_seconds.observe_duration(began.elapsed());
+        m.store_batch_size.observe(batch.len() as f64);
         if let Err(e) = &committed {
             tracing::error!(error = %e, requests = batch.len(), "SQLite commit failed");
         }

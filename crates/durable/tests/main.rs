@@ -2,6 +2,7 @@
 
 mod crash;
 mod examples;
+mod observability;
 mod runtime;
 
 use std::sync::Arc;

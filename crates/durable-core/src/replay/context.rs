@@ -84,6 +84,12 @@ impl OrchestrationContext {
         self.state.lock().replaying
     }
 
+    /// A logger that writes only when the code runs for the first time, never while replaying,
+    /// so every line appears once however often the orchestration is replayed.
+    pub fn log(&self) -> ReplaySafeLog<'_> {
+        ReplaySafeLog { ctx: self }
+    }
+
     /// The deterministic current time: the start time of the turn being executed.
     pub fn current_time(&self) -> DateTime<Utc> {
         self.state.lock().current_time
@@ -335,4 +341,38 @@ fn encode_input<I: Serialize>(input: &I) -> Result<Option<String>, FailureDetail
         Ok(text) => Ok(Some(text)),
         Err(e) => Err(FailureDetails::new("SerializationError", e.to_string())),
     }
+}
+
+/// Returned by [`OrchestrationContext::log`]. Events go to `tracing` (target `durable::orchestration`)
+/// with the instance id and orchestration name, and are dropped during replay.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplaySafeLog<'a> {
+    ctx: &'a OrchestrationContext,
+}
+
+macro_rules! log_level {
+    ($name:ident, $level:ident) => {
+        pub fn $name(&self, message: impl std::fmt::Display) {
+            let s = self.ctx.state.lock();
+            if s.replaying {
+                return;
+            }
+            tracing::$level!(
+                target: "durable::orchestration",
+                instance_id = %s.instance_id,
+                execution_id = %s.execution_id,
+                name = %s.name,
+                is_replay = false,
+                "{message}"
+            );
+        }
+    };
+}
+
+impl ReplaySafeLog<'_> {
+    log_level!(trace, trace);
+    log_level!(debug, debug);
+    log_level!(info, info);
+    log_level!(warn, warn);
+    log_level!(error, error);
 }

@@ -6,7 +6,7 @@ mod futures;
 mod retry;
 mod state;
 
-pub use context::{OrchestrationContext, SubOrchestrationOptions};
+pub use context::{OrchestrationContext, ReplaySafeLog, SubOrchestrationOptions};
 pub use engine::Replayer;
 pub use futures::{ContinueAsNewFuture, EventFuture, TaskError, TaskFuture, TaskKind, TimerFuture};
 pub use retry::RetryPolicy;

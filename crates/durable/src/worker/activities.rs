@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use durable_core::failure::FailureDetails;
+use durable_core::metrics;
 use durable_core::registry::ActivityContext;
 use durable_core::work::{ActivityItem, ActivityResult};
 use durable_store::StoreError;
@@ -95,8 +96,23 @@ async fn execute(
 ) {
     let a = &item.activity;
     let max = shared.options.max_deliveries;
+    let began = std::time::Instant::now();
+    if item.delivery_count > 1 {
+        metrics::global().lease_takeovers.inc();
+    }
     let result = if item.delivery_count > max {
-        tracing::error!(instance_id = %a.instance_id, activity = %a.name, deliveries = item.delivery_count, "poison activity");
+        metrics::global().poisoned_activities.inc();
+        tracing::error!(
+            target: "durable::lifecycle",
+            instance_id = %a.instance_id,
+            execution_id = %a.execution_id,
+            name = %a.name,
+            seq = a.task_id,
+            is_replay = false,
+            event = "poisoned",
+            delivery = item.delivery_count,
+            "activity poisoned"
+        );
         ActivityResult::Failed(
             FailureDetails::new(
                 "PoisonMessage",
@@ -159,6 +175,23 @@ async fn execute(
             .non_retriable(),
         )
     };
+    let m = metrics::global();
+    m.activity_seconds.observe_duration(began.elapsed());
+    let (counter, event) = match &result {
+        ActivityResult::Completed(_) => (&m.activities_completed, "activity_completed"),
+        ActivityResult::Failed(_) => (&m.activities_failed, "activity_failed"),
+    };
+    counter.inc();
+    tracing::debug!(
+        target: "durable::lifecycle",
+        instance_id = %a.instance_id,
+        execution_id = %a.execution_id,
+        name = %a.name,
+        seq = a.task_id,
+        is_replay = false,
+        event,
+        "activity finished"
+    );
     match shared.store.complete_activity(&item.lease, result).await {
         Ok(()) => {}
         Err(StoreError::StaleLease(_)) => {

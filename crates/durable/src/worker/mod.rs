@@ -3,6 +3,7 @@
 
 mod activities;
 mod cache;
+mod lifecycle;
 mod orchestrations;
 
 use std::future::Future;

@@ -15,7 +15,10 @@ use durable_core::work::OrchestrationItem;
 use durable_store::StoreError;
 use tokio::sync::{Semaphore, watch};
 
+use durable_core::metrics;
+
 use super::cache::Live;
+use super::lifecycle;
 use super::{Shared, UnknownOrchestrations, idle_wait};
 
 /// Items claimed per store round trip.
@@ -114,6 +117,11 @@ impl Ran {
 async fn process(shared: &Shared, item: OrchestrationItem) {
     let id = item.lease.instance_id.clone();
     let now = Utc::now();
+    let began = std::time::Instant::now();
+    if item.delivery_count() > 1 {
+        metrics::global().lease_takeovers.inc();
+        lifecycle::lease_taken_over(&item);
+    }
     let prepared = prepare_turn(&item, now);
     let commit = if prepared.new_events.is_empty() {
         Ok((consume_only(&item, &prepared), None, Vec::new()))
@@ -153,6 +161,7 @@ async fn process(shared: &Shared, item: OrchestrationItem) {
         durable_core::work::HistoryWrite::Append { from, events } => from + events.len() as u32,
         durable_core::work::HistoryWrite::Replace { events, .. } => events.len() as u32,
     };
+    lifecycle::turn_committed(&item, &prepared.new_events, &commit);
     let status = commit.instance.status;
     let claim = if commit.activities.is_empty() {
         0
@@ -169,6 +178,9 @@ async fn process(shared: &Shared, item: OrchestrationItem) {
         .await;
     match committed {
         Ok(claimed) => {
+            let m = metrics::global();
+            m.turns.inc();
+            m.turn_seconds.observe_duration(began.elapsed());
             if !claimed.is_empty() {
                 for item in claimed {
                     let _ = shared.handoff.send(item);
@@ -193,7 +205,8 @@ async fn process(shared: &Shared, item: OrchestrationItem) {
             }
         }
         Err(StoreError::StaleLease(_)) => {
-            tracing::info!(instance_id = %id, "lease lost before commit; another worker owns the instance now");
+            metrics::global().stale_commits.inc();
+            lifecycle::lease_lost(&item);
         }
         Err(e) => {
             tracing::warn!(instance_id = %id, error = %e, "commit failed; the turn will be retried");
@@ -215,7 +228,8 @@ async fn run_turn(
     let max = shared.options.max_deliveries;
     if item.delivery_count() > max {
         shared.cache.remove(&inst.instance_id);
-        tracing::error!(instance_id = %inst.instance_id, deliveries = item.delivery_count(), "poison orchestration turn");
+        metrics::global().poisoned_orchestrations.inc();
+        lifecycle::poisoned(item);
         return Ok(Some(Ran::output(fail(
             "PoisonMessage",
             format!(
