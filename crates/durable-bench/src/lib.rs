@@ -1,0 +1,8 @@
+//! Benchmark workloads. Each runs against a store and returns a [`Report`]; `durable bench`
+//! prints them as a table or as JSON lines.
+
+mod stats;
+mod workloads;
+
+pub use stats::{Report, peak_rss_mib};
+pub use workloads::{Options, Workload, run};
