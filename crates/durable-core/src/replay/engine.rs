@@ -58,6 +58,8 @@ pub struct Replayer {
     reported: bool,
     suspended: bool,
     held: Vec<HistoryEvent>,
+    /// What the replayed history records for each call number, for error messages.
+    recorded: std::collections::HashMap<i32, String>,
 }
 
 impl std::fmt::Debug for Replayer {
@@ -93,11 +95,25 @@ impl Replayer {
             reported: false,
             suspended: false,
             held: Vec::new(),
+            recorded: std::collections::HashMap::new(),
         }
     }
 
     /// Replays committed history (a cold start: restart, eviction, another worker's instance).
     pub fn replay(&mut self, past: &[HistoryEvent]) {
+        self.recorded = past
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::TaskScheduled { .. }
+                        | EventKind::TimerCreated { .. }
+                        | EventKind::SubOrchestrationInstanceCreated { .. }
+                        | EventKind::EventSent { .. }
+                )
+            })
+            .map(|e| (e.event_id, describe_event(&e.kind)))
+            .collect();
         self.state.lock().replaying = true;
         for event in past {
             self.apply(event, true);
@@ -269,12 +285,20 @@ impl Replayer {
     /// Checks a confirmation event from history against the action the code issued.
     fn confirm(&mut self, event: &HistoryEvent) {
         let id = event.event_id;
-        let issued = self.state.lock().issued.remove(&id);
+        let (issued, last_call) = {
+            let mut s = self.state.lock();
+            (s.issued.remove(&id), s.last_call.clone())
+        };
         let recorded = describe_event(&event.kind);
         let mismatch = match issued {
-            None => Some(format!(
-                "history records {recorded} as call #{id}, but the orchestration made no call #{id} at this point"
-            )),
+            None => Some(match last_call {
+                Some((n, last)) => format!(
+                    "history records {recorded} as call #{id}, but the orchestration made no call #{id} at this point (its last call was {last}, #{n})"
+                ),
+                None => format!(
+                    "history records {recorded} as call #{id}, but the orchestration made no call at this point"
+                ),
+            }),
             Some(actual) if !same_call(&event.kind, &actual) => Some(format!(
                 "history records {recorded} as call #{id}, but the orchestration now makes {}",
                 actual.describe()
@@ -299,9 +323,15 @@ impl Replayer {
             return;
         }
         if let Some((id, actual)) = unconfirmed {
-            self.non_determinism(format!(
-                "the orchestration made {actual} as call #{id}, but history records no call #{id} at this point"
-            ));
+            let message = match self.recorded.get(&id) {
+                Some(recorded) => format!(
+                    "the orchestration made {actual} as call #{id} earlier than history, which records {recorded} as call #{id} in a later turn"
+                ),
+                None => format!(
+                    "the orchestration made {actual} as call #{id}, but history records no call #{id}"
+                ),
+            };
+            self.non_determinism(message);
         }
     }
 

@@ -63,6 +63,8 @@ pub(crate) struct State {
     pub cancelled_timers: Vec<i32>,
     /// Timer ids, so that dropping a timer future can tell a timer from other tasks.
     pub timers: HashMap<i32, DateTime<Utc>>,
+    /// The most recent call the code made, for error messages.
+    pub last_call: Option<(i32, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +94,7 @@ impl State {
             uuid_counter: 0,
             cancelled_timers: Vec::new(),
             timers: HashMap::new(),
+            last_call: None,
         }
     }
 
@@ -102,6 +105,7 @@ impl State {
         if let ActionKind::CreateTimer { fire_at } = &kind {
             self.timers.insert(id, *fire_at);
         }
+        self.last_call = Some((id, kind.describe()));
         self.issued.insert(id, kind);
         self.slots.insert(id, Slot::default());
         id
