@@ -6,6 +6,7 @@
 //! backend.
 
 mod error;
+mod faulty;
 mod memory;
 mod notify;
 
@@ -24,6 +25,7 @@ use durable_core::work::{
 };
 
 pub use error::StoreError;
+pub use faulty::{FaultCounts, Faults, FaultyStore};
 pub use memory::MemoryStore;
 pub use notify::Notifier;
 

@@ -2,6 +2,7 @@
 
 mod crash;
 mod examples;
+mod faults;
 mod golden;
 mod observability;
 mod runtime;
