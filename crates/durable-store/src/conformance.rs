@@ -712,6 +712,10 @@ where
         2,
         "the start became visible with the terminate"
     );
+    store
+        .commit_turn(turn(&item, RuntimeStatus::Terminated))
+        .await
+        .unwrap();
     clock.advance(chrono::Duration::hours(1));
     let item = fetch_one(&store).await;
     assert_eq!(item.lease.instance_id, "later");

@@ -7,6 +7,7 @@
 
 mod error;
 mod faulty;
+pub mod machine;
 mod memory;
 mod notify;
 
