@@ -1,16 +1,18 @@
 //! The embedded SQLite store: the default, with nothing to install.
 //!
-//! One writer thread owns the write connection and commits concurrent requests together (group
-//! commit); reads run on a small pool of reader connections (WAL mode lets them proceed while the
-//! writer commits). Durability is `synchronous=FULL` by default: every acknowledged commit has
-//! been flushed to disk.
+//! Instances, inboxes, leases and the activity queue live in an indexed in-memory state machine
+//! (shared with the in-memory store); SQLite holds the journal of the ops applied to it, the
+//! histories, and periodic per-instance snapshots. A step writes one journal entry (many share a
+//! row: group commit) and one history row, instead of a dozen indexed rows.
+//!
+//! Durability is `synchronous=FULL` by default: a start, an event or a turn is acknowledged only
+//! once flushed to disk. One process owns a database file at a time (a lock file enforces it);
+//! run several processes on PostgreSQL instead.
 
-mod codec;
-mod ops;
-mod reads;
+mod journal;
 mod schema;
-mod writer;
 
+use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,23 +23,25 @@ use durable_core::clock::{SharedClock, system_clock};
 use durable_core::event::HistoryEvent;
 use durable_core::instance::{InstanceQuery, InstanceState, NewInstance, Page, PurgeFilter};
 use durable_core::work::{
-    ActivityItem, ActivityLease, ActivityResult, Lease, NameFilter, NewMessage, OrchestrationItem,
-    QueueStats, SendOutcome, TurnCommit,
+    ActivityItem, ActivityLease, ActivityResult, HistoryWrite, Lease, NameFilter, NewMessage,
+    OrchestrationItem, QueueStats, SendOutcome, TurnCommit,
 };
+use durable_store::machine::{Op, Output};
 use durable_store::{Notifier, Store, StoreError, StoreResult};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags};
+use tokio::sync::watch;
 
-use crate::writer::{Durability, Effects, Writer};
+use crate::journal::{EntryRef, FlushPolicy, HistoryChange, Shared, State};
 
 /// SQLite's `synchronous` setting: what an acknowledged commit survives.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Synchronous {
     /// Survives a process crash, not a power loss (the OS may still hold the data).
     Off,
-    /// With WAL: survives a process crash; a power loss may lose the last commits.
+    /// Survives a process crash; a power loss may lose the last commits (never corrupts).
     Normal,
-    /// Survives a power loss: every commit is flushed to disk before it is acknowledged.
+    /// Survives a power loss: every acknowledged commit has been flushed to disk.
     #[default]
     Full,
 }
@@ -70,9 +74,12 @@ impl std::str::FromStr for Synchronous {
 /// Where and how to open the database.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SqliteOptions {
-    /// The database file; `None` for a private in-memory database.
+    /// The database file; `None` for a throwaway database (a temporary file, never flushed).
     pub path: Option<PathBuf>,
     pub synchronous: Synchronous,
+    /// Journal entries between checkpoints (snapshots of the changed instances). Fewer make
+    /// restarts faster, more make checkpoints rarer.
+    pub checkpoint_ops: u64,
 }
 
 impl SqliteOptions {
@@ -80,13 +87,15 @@ impl SqliteOptions {
         SqliteOptions {
             path: Some(path.into()),
             synchronous: Synchronous::Full,
+            checkpoint_ops: 20_000,
         }
     }
 
     pub fn memory() -> Self {
         SqliteOptions {
             path: None,
-            synchronous: Synchronous::Full,
+            synchronous: Synchronous::Off,
+            checkpoint_ops: 20_000,
         }
     }
 
@@ -127,29 +136,27 @@ impl SqliteOptions {
 /// The SQLite [`Store`].
 #[derive(Debug)]
 pub struct SqliteStore {
-    writer: Writer,
-    readers: Option<Arc<Mutex<Vec<Connection>>>>,
-    path: Option<PathBuf>,
-    synchronous: Synchronous,
+    shared: Arc<Shared>,
+    path: PathBuf,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    description: String,
     clock: SharedClock,
-    notifier: Arc<Notifier>,
+    notifier: Notifier,
+    flusher: Option<std::thread::JoinHandle<()>>,
+    /// Held for the store's lifetime: one process per database.
+    _lock: File,
+    /// Keeps a throwaway database's directory alive.
+    _temp: Option<tempfile::TempDir>,
 }
 
-fn configure(conn: &Connection, synchronous: Synchronous, file: bool) -> rusqlite::Result<()> {
-    if file {
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shared")
     }
-    // FULL is provided by the writer flushing the WAL after each batch that needs it (see
-    // writer.rs); the connection itself never flushes per commit.
-    let mode = match synchronous {
-        Synchronous::Full | Synchronous::Normal => "NORMAL",
-        Synchronous::Off => "OFF",
-    };
-    conn.pragma_update(None, "synchronous", mode)?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    conn.pragma_update(None, "cache_size", -32_000)?;
-    conn.set_prepared_statement_cache_capacity(64);
-    Ok(())
+}
+
+fn open_error(place: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("cannot open SQLite database {place}: {e}"))
 }
 
 impl SqliteStore {
@@ -158,100 +165,217 @@ impl SqliteStore {
     }
 
     pub fn open_with_clock(options: SqliteOptions, clock: SharedClock) -> StoreResult<Self> {
-        let open_error = |e: rusqlite::Error| {
-            let place = options
-                .path
-                .as_ref()
-                .map_or("an in-memory database".to_string(), |p| {
-                    format!("'{}'", p.display())
-                });
-            StoreError::Unavailable(format!("cannot open SQLite database {place}: {e}"))
+        let (path, temp) = match &options.path {
+            Some(p) => (p.clone(), None),
+            None => {
+                let dir = tempfile::tempdir().map_err(|e| open_error("(throwaway)", e))?;
+                (dir.path().join("durable.db"), Some(dir))
+            }
         };
-        let conn = match &options.path {
-            Some(path) => Connection::open(path),
-            None => Connection::open_in_memory(),
-        }
-        .map_err(open_error)?;
-        configure(&conn, options.synchronous, options.path.is_some()).map_err(open_error)?;
-        schema::migrate(&conn).map_err(open_error)?;
-        let notifier = Arc::new(Notifier::new());
-        let durability = Durability {
-            flush_wal: match (&options.path, options.synchronous) {
-                (Some(path), Synchronous::Full) => {
-                    let mut wal = path.clone().into_os_string();
-                    wal.push("-wal");
-                    Some(wal.into())
-                }
-                _ => None,
-            },
+        let place = format!("'{}'", path.display());
+        let lock = lock_file(&path)?;
+        let conn = Connection::open(&path).map_err(|e| open_error(&place, e))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| open_error(&place, e))?;
+        let mode = if options.synchronous == Synchronous::Off {
+            "OFF"
+        } else {
+            "NORMAL"
         };
-        let writer = Writer::spawn(conn, notifier.clone(), durability)
-            .map_err(|e| StoreError::Unavailable(format!("cannot start the SQLite writer: {e}")))?;
+        conn.pragma_update(None, "synchronous", mode)
+            .map_err(|e| open_error(&place, e))?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(|e| open_error(&place, e))?;
+        conn.set_prepared_statement_cache_capacity(32);
+        schema::migrate(&conn).map_err(|e| open_error(&place, e))?;
+        let (machine, seq) = journal::recover(&conn).map_err(|e| open_error(&place, e))?;
+        let recovered = machine.len();
+        let (flushed, _) = watch::channel(seq);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                machine,
+                seq,
+                pending: Default::default(),
+                failed: None,
+            }),
+            wake: std::sync::Condvar::new(),
+            wake_lock: std::sync::Mutex::new(false),
+            flushed,
+            stop: std::sync::atomic::AtomicBool::new(false),
+        });
+        let fsync_wal = (options.synchronous == Synchronous::Full).then(|| {
+            let mut wal = path.clone().into_os_string();
+            wal.push("-wal");
+            PathBuf::from(wal)
+        });
+        let policy = FlushPolicy {
+            fsync_wal,
+            checkpoint_ops: options.checkpoint_ops.max(1),
+            checkpoint_every: Duration::from_secs(5),
+        };
+        let flusher = journal::spawn_flusher(conn, shared.clone(), policy)
+            .map_err(|e| open_error(&place, format!("cannot start the flusher: {e}")))?;
+        let description = match &options.path {
+            Some(p) => format!("sqlite({}, {})", p.display(), options.synchronous.as_str()),
+            None => "sqlite(memory)".to_string(),
+        };
+        tracing::debug!(store = %description, instances = recovered, seq, "SQLite store opened");
         Ok(SqliteStore {
-            writer,
-            readers: options
-                .path
-                .as_ref()
-                .map(|_| Arc::new(Mutex::new(Vec::new()))),
-            path: options.path,
-            synchronous: options.synchronous,
+            shared,
+            path,
+            readers: Arc::new(Mutex::new(Vec::new())),
+            description,
             clock,
-            notifier,
+            notifier: Notifier::new(),
+            flusher: Some(flusher),
+            _lock: lock,
+            _temp: temp,
         })
     }
 
-    fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
+    fn until(&self, now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+        now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
     }
 
-    fn until(&self, d: Duration) -> DateTime<Utc> {
-        self.now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-    }
-
-    /// Runs a read on a reader connection (or the writer for in-memory databases).
-    async fn read<T, F>(&self, f: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
-    {
-        let (Some(pool), Some(path)) = (&self.readers, &self.path) else {
-            return self
-                .writer
-                .claim(move |c| f(c).map(|v| (v, Effects::default())))
-                .await;
-        };
-        let pool = pool.clone();
-        let path = path.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = match pool.lock().pop() {
-                Some(c) => c,
-                None => {
-                    let c = Connection::open_with_flags(
-                        &path,
-                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                    )
-                    .map_err(|e| StoreError::Unavailable(format!("SQLite reader: {e}")))?;
-                    c.busy_timeout(Duration::from_secs(10))
-                        .map_err(|e| StoreError::Unavailable(format!("SQLite reader: {e}")))?;
-                    c
+    /// Applies an op: at once in memory, and on disk before it is acknowledged (claims do not
+    /// wait for the disk: losing one in a crash only means the item is delivered again).
+    async fn run(&self, mut op: Op) -> StoreResult<Output> {
+        let now = self.clock.now();
+        let history = take_history(&mut op);
+        let durable = !op.is_claim();
+        let text = serde_json::to_string(&EntryRef { now, op: &op })
+            .map_err(|e| StoreError::Internal(format!("an op did not serialize: {e}")))?;
+        let (output, effects, seq) = {
+            let mut st = self.shared.state.lock();
+            if let Some(e) = &st.failed {
+                return Err(e.clone());
+            }
+            let (output, effects) = st.machine.apply(now, op)?;
+            if effects.mutated {
+                st.seq += 1;
+                st.pending.entries.push(text);
+                for id in &effects.deleted {
+                    st.pending.history.push(HistoryChange::Clear {
+                        instance_id: id.clone(),
+                    });
                 }
-            };
-            let result = f(&conn);
-            pool.lock().push(conn);
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Internal(format!("reader task failed: {e}")))?
+                st.pending.history.extend(history);
+                st.pending.flush |= durable;
+            }
+            (output, effects, st.seq)
+        };
+        if effects.mutated {
+            self.shared.signal();
+        }
+        if durable {
+            self.shared.wait_flushed(seq).await?;
+        }
+        durable_store::notify(&self.notifier, &effects);
+        Ok(output)
     }
+
+    /// Waits until everything applied so far is on disk, so a read never returns what a crash
+    /// could undo.
+    async fn barrier(&self) -> StoreResult<()> {
+        let seq = self.shared.state.lock().seq;
+        self.shared.wait_flushed(seq).await
+    }
+
+    async fn read<T>(
+        &self,
+        f: impl FnOnce(&durable_store::machine::Machine) -> T,
+    ) -> StoreResult<T> {
+        let (value, seq) = {
+            let st = self.shared.state.lock();
+            (f(&st.machine), st.seq)
+        };
+        self.shared.wait_flushed(seq).await?;
+        Ok(value)
+    }
+}
+
+impl Drop for SqliteStore {
+    /// Writes what is left, checkpoints, and only then lets go of the database.
+    fn drop(&mut self) {
+        self.shared
+            .stop
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.shared.signal();
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
+        }
+    }
+}
+
+/// One process per database: an advisory lock on `<db>.lock`, released when the process ends,
+/// however it ends.
+fn lock_file(path: &std::path::Path) -> StoreResult<File> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| open_error(&format!("'{}'", path.display()), e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Unavailable(format!(
+            "the SQLite database '{}' is in use by another durable process; one process owns a \
+             SQLite database at a time (use PostgreSQL to run several)",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(open_error(&format!("'{}'", path.display()), e))
+        }
+    }
+}
+
+/// Moves a commit's history events out of the op (the journal does not repeat them) and turns
+/// them into history-table changes.
+fn take_history(op: &mut Op) -> Vec<HistoryChange> {
+    let Op::Commit { commit, .. } = op else {
+        return Vec::new();
+    };
+    let id = commit.lease.instance_id.clone();
+    let json = |events: &[HistoryEvent]| serde_json::to_string(events).expect("events serialize");
+    match &mut commit.history {
+        HistoryWrite::Append { from, events } => {
+            let events = std::mem::take(events);
+            if events.is_empty() {
+                return Vec::new();
+            }
+            vec![HistoryChange::Insert {
+                instance_id: id,
+                seq: *from,
+                events: json(&events),
+            }]
+        }
+        HistoryWrite::Replace { events, .. } => {
+            let events = std::mem::take(events);
+            let mut changes = vec![HistoryChange::Clear {
+                instance_id: id.clone(),
+            }];
+            if !events.is_empty() {
+                changes.push(HistoryChange::Insert {
+                    instance_id: id,
+                    seq: 0,
+                    events: json(&events),
+                });
+            }
+            changes
+        }
+    }
+}
+
+fn unexpected(output: Output) -> StoreError {
+    StoreError::Internal(format!("unexpected machine output {output:?}"))
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     fn describe(&self) -> String {
-        match &self.path {
-            Some(p) => format!("sqlite({}, {})", p.display(), self.synchronous.as_str()),
-            None => format!("sqlite(memory, {})", self.synchronous.as_str()),
-        }
+        self.description.clone()
     }
 
     fn notifier(&self) -> &Notifier {
@@ -259,17 +383,14 @@ impl Store for SqliteStore {
     }
 
     async fn create_instance(&self, instance: NewInstance) -> StoreResult<()> {
-        let now = self.now();
-        self.writer
-            .write(move |c| ops::create_instance(c, instance, now))
-            .await
+        self.run(Op::Create(instance)).await.map(|_| ())
     }
 
     async fn send_message(&self, message: NewMessage) -> StoreResult<SendOutcome> {
-        let now = self.now();
-        self.writer
-            .write(move |c| ops::send_message(c, message, now))
-            .await
+        match self.run(Op::Send(message)).await? {
+            Output::Sent(outcome) => Ok(outcome),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn fetch_orchestration_items(
@@ -278,27 +399,65 @@ impl Store for SqliteStore {
         lock_for: Duration,
         filter: &NameFilter,
     ) -> StoreResult<Vec<OrchestrationItem>> {
-        let (now, until, filter) = (self.now(), self.until(lock_for), filter.clone());
-        self.writer
-            .claim(move |c| ops::fetch_orchestration_items(c, max, until, now, &filter))
-            .await
+        let until = self.until(self.clock.now(), lock_for);
+        match self
+            .run(Op::FetchOrchestrations {
+                max,
+                until,
+                filter: filter.clone(),
+            })
+            .await?
+        {
+            Output::Orchestrations(items) => Ok(items),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
-        let now = self.now();
-        self.read(move |c| reads::next_due(c, now)).await
+        let now = self.clock.now();
+        Ok(self.shared.state.lock().machine.next_due(now))
     }
 
     async fn read_history(&self, instance_id: &str) -> StoreResult<Vec<HistoryEvent>> {
+        self.barrier().await?;
         let id = instance_id.to_string();
-        self.read(move |c| reads::read_history(c, &id)).await
+        let (pool, path) = (self.readers.clone(), self.path.clone());
+        tokio::task::spawn_blocking(move || {
+            let reader_error =
+                |e: rusqlite::Error| StoreError::Unavailable(format!("SQLite reader: {e}"));
+            let conn = match pool.lock().pop() {
+                Some(c) => c,
+                None => {
+                    let c = Connection::open_with_flags(
+                        &path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )
+                    .map_err(reader_error)?;
+                    c.busy_timeout(Duration::from_secs(10))
+                        .map_err(reader_error)?;
+                    c
+                }
+            };
+            let chunks: rusqlite::Result<Vec<String>> = conn
+                .prepare_cached("SELECT events FROM history WHERE instance_id = ?1 ORDER BY seq")
+                .and_then(|mut s| s.query_map([&id], |r| r.get(0))?.collect());
+            pool.lock().push(conn);
+            let mut events = Vec::new();
+            for chunk in chunks.map_err(reader_error)? {
+                let mut part: Vec<HistoryEvent> = serde_json::from_str(&chunk)
+                    .map_err(|e| StoreError::Internal(format!("corrupted history row: {e}")))?;
+                events.append(&mut part);
+            }
+            Ok(events)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("reader task failed: {e}")))?
     }
 
     async fn commit_turn(&self, commit: TurnCommit) -> StoreResult<()> {
-        let now = self.now();
-        self.writer
-            .write(move |c| ops::commit_turn(c, commit, now))
+        self.commit_turn_and_claim(commit, 0, &NameFilter::All, Duration::ZERO)
             .await
+            .map(|_| ())
     }
 
     async fn commit_turn_and_claim(
@@ -308,18 +467,22 @@ impl Store for SqliteStore {
         filter: &NameFilter,
         lock_for: Duration,
     ) -> StoreResult<Vec<ActivityItem>> {
-        let (now, until, filter) = (self.now(), self.until(lock_for), filter.clone());
-        self.writer
-            .write(move |c| {
-                let ((), effects) = ops::commit_turn(c, commit, now)?;
-                let items = if claim == 0 {
-                    Vec::new()
-                } else {
-                    ops::fetch_activity_items(c, claim, until, now, &filter)?.0
-                };
-                Ok((items, effects))
-            })
-            .await
+        let history_len = match &commit.history {
+            HistoryWrite::Append { from, events } => from + events.len() as u32,
+            HistoryWrite::Replace { events, .. } => events.len() as u32,
+        };
+        let until = self.until(self.clock.now(), lock_for);
+        let op = Op::Commit {
+            commit,
+            history_len,
+            claim,
+            filter: filter.clone(),
+            until,
+        };
+        match self.run(op).await? {
+            Output::Activities(items) => Ok(items),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn abandon_orchestration_item(
@@ -327,11 +490,14 @@ impl Store for SqliteStore {
         lease: &Lease,
         retry_after: Option<Duration>,
     ) -> StoreResult<()> {
-        let (now, lease) = (self.now(), lease.clone());
-        let retry_at = retry_after.map(|d| self.until(d));
-        self.writer
-            .claim(move |c| ops::abandon_orchestration_item(c, &lease, retry_at, now))
-            .await
+        let now = self.clock.now();
+        let retry_at = retry_after.map(|d| self.until(now, d));
+        self.run(Op::AbandonOrchestration {
+            lease: lease.clone(),
+            retry_at,
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn renew_orchestration_lease(
@@ -339,10 +505,13 @@ impl Store for SqliteStore {
         lease: &Lease,
         lock_for: Duration,
     ) -> StoreResult<()> {
-        let (until, lease) = (self.until(lock_for), lease.clone());
-        self.writer
-            .claim(move |c| ops::renew_orchestration_lease(c, &lease, until))
-            .await
+        let until = self.until(self.clock.now(), lock_for);
+        self.run(Op::RenewOrchestration {
+            lease: lease.clone(),
+            until,
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn fetch_activity_items(
@@ -351,10 +520,18 @@ impl Store for SqliteStore {
         lock_for: Duration,
         filter: &NameFilter,
     ) -> StoreResult<Vec<ActivityItem>> {
-        let (now, until, filter) = (self.now(), self.until(lock_for), filter.clone());
-        self.writer
-            .claim(move |c| ops::fetch_activity_items(c, max, until, now, &filter))
-            .await
+        let until = self.until(self.clock.now(), lock_for);
+        match self
+            .run(Op::FetchActivities {
+                max,
+                until,
+                filter: filter.clone(),
+            })
+            .await?
+        {
+            Output::Activities(items) => Ok(items),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn complete_activity(
@@ -362,10 +539,12 @@ impl Store for SqliteStore {
         lease: &ActivityLease,
         result: ActivityResult,
     ) -> StoreResult<()> {
-        let (now, lease) = (self.now(), lease.clone());
-        self.writer
-            .write(move |c| ops::complete_activity(c, &lease, result, now))
-            .await
+        self.run(Op::CompleteActivity {
+            lease: lease.clone(),
+            result,
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn abandon_activity_item(
@@ -373,11 +552,14 @@ impl Store for SqliteStore {
         lease: &ActivityLease,
         retry_after: Option<Duration>,
     ) -> StoreResult<()> {
-        let visible_at = Some(retry_after.map_or_else(|| self.now(), |d| self.until(d)));
-        let lease = lease.clone();
-        self.writer
-            .claim(move |c| ops::update_activity_lease(c, &lease, None, visible_at))
-            .await
+        let now = self.clock.now();
+        let visible_at = retry_after.map_or(now, |d| self.until(now, d));
+        self.run(Op::AbandonActivity {
+            lease: lease.clone(),
+            visible_at,
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn renew_activity_lease(
@@ -385,54 +567,52 @@ impl Store for SqliteStore {
         lease: &ActivityLease,
         lock_for: Duration,
     ) -> StoreResult<()> {
-        let (until, lease) = (self.until(lock_for), lease.clone());
-        self.writer
-            .claim(move |c| ops::update_activity_lease(c, &lease, Some(until), None))
-            .await
+        let until = self.until(self.clock.now(), lock_for);
+        self.run(Op::RenewActivity {
+            lease: lease.clone(),
+            until,
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn get_instance(&self, instance_id: &str) -> StoreResult<Option<InstanceState>> {
-        let id = instance_id.to_string();
-        self.read(move |c| ops::instance_by_id(c, &id)).await
+        self.read(|m| m.get(instance_id)).await
     }
 
     async fn query_instances(&self, query: &InstanceQuery) -> StoreResult<Page<InstanceState>> {
-        let query = query.clone();
-        self.read(move |c| reads::query_instances(c, &query)).await
+        self.read(|m| m.query(query)).await
     }
 
     async fn purge_instance(&self, instance_id: &str, recursive: bool) -> StoreResult<u64> {
-        let id = instance_id.to_string();
-        self.writer
-            .write(move |c| {
-                let n = ops::purge(c, &id, recursive)?;
-                Ok((n, Effects::default().changed(&id)))
-            })
-            .await
+        let op = Op::Purge {
+            instance_id: instance_id.to_string(),
+            recursive,
+        };
+        match self.run(op).await? {
+            Output::Count(n) => Ok(n),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn purge_instances(&self, filter: &PurgeFilter) -> StoreResult<u64> {
-        let filter = filter.clone();
-        self.writer
-            .write(move |c| {
-                let mut n = 0;
-                for id in reads::purge_candidates(c, &filter)? {
-                    n += ops::purge(c, &id, false)?;
-                }
-                Ok((n, Effects::default()))
-            })
-            .await
+        match self.run(Op::PurgeMany(filter.clone())).await? {
+            Output::Count(n) => Ok(n),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn rewind_instance(&self, instance_id: &str, event: HistoryEvent) -> StoreResult<()> {
-        let (now, id) = (self.now(), instance_id.to_string());
-        self.writer
-            .write(move |c| ops::rewind_instance(c, &id, event, now))
-            .await
+        self.run(Op::Rewind {
+            instance_id: instance_id.to_string(),
+            event,
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn queue_stats(&self) -> StoreResult<QueueStats> {
-        let now = self.now();
-        self.read(move |c| reads::queue_stats(c, now)).await
+        let now = self.clock.now();
+        self.read(|m| m.stats(now)).await
     }
 }

@@ -27,7 +27,7 @@ use durable_core::work::{
 
 pub use error::StoreError;
 pub use faulty::{FaultCounts, Faults, FaultyStore};
-pub use memory::MemoryStore;
+pub use memory::{MemoryStore, notify};
 pub use notify::Notifier;
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -40,7 +40,7 @@ impl Default for MemoryStore {
 }
 
 /// Wakes whoever an applied op concerns.
-pub(crate) fn notify(notifier: &Notifier, effects: &Effects) {
+pub fn notify(notifier: &Notifier, effects: &Effects) {
     if effects.orchestrations {
         notifier.orchestration_work();
     }
