@@ -11,3 +11,4 @@ mod purge;
 mod start;
 mod status;
 mod support;
+mod user_handlers;
