@@ -162,9 +162,10 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let message = if status.is_server_error() {
             tracing::error!(code = self.code(), error = %self, "request failed");
-            // Details of internal failures stay in the log.
+            // Details of server-side failures (paths, hosts) stay in the log.
             match &self {
                 ApiError::Internal(_) => "internal error; see the server log".to_string(),
+                ApiError::Unavailable(_) => "the store is unavailable; retry later".to_string(),
                 other => other.to_string(),
             }
         } else {
@@ -194,5 +195,76 @@ pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::MethodNotAllowed {
         method: method.to_string(),
         path: uri.path().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use durable::StoreError;
+
+    use super::*;
+
+    #[test]
+    fn engine_errors_map_to_statuses() {
+        let cases = [
+            (ClientError::InvalidInput("x".into()), 400, "invalid_input"),
+            (
+                ClientError::InvalidInstanceId("x".into()),
+                400,
+                "invalid_instance_id",
+            ),
+            (ClientError::NotFound("i".into()), 404, "instance_not_found"),
+            (
+                ClientError::AlreadyExists("i".into()),
+                409,
+                "already_exists",
+            ),
+            (ClientError::InvalidState("x".into()), 409, "invalid_state"),
+            (
+                ClientError::PayloadTooLarge { size: 2, limit: 1 },
+                413,
+                "payload_too_large",
+            ),
+            (
+                ClientError::Timeout(Duration::from_secs(1), "i".into()),
+                504,
+                "timeout",
+            ),
+            (
+                ClientError::Store(StoreError::Unavailable("db down".into())),
+                503,
+                "unavailable",
+            ),
+            (
+                ClientError::Store(StoreError::StaleLease("i".into())),
+                500,
+                "internal",
+            ),
+            (
+                ClientError::Store(StoreError::Internal("bug".into())),
+                500,
+                "internal",
+            ),
+        ];
+        for (client_error, status, code) in cases {
+            let api = ApiError::from(client_error.clone());
+            assert_eq!(api.status().as_u16(), status, "{client_error:?}");
+            assert_eq!(api.code(), code, "{client_error:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn server_errors_keep_their_details_out_of_the_answer() {
+        let error = ApiError::Unavailable("connect to db.internal:5432 refused".into());
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        let body: ErrorBody = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body.code, "unavailable");
+        assert!(!body.message.contains("db.internal"), "{}", body.message);
     }
 }
