@@ -1,0 +1,174 @@
+//! Extractors whose every rejection is an [`ApiError`] (axum's own answer in plain text).
+
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use futures::StreamExt;
+use serde::de::{DeserializeOwned, IgnoredAny};
+
+use crate::error::ApiError;
+use crate::routes::AppState;
+
+/// Path parameters.
+pub(crate) struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| ApiPath(value))
+            .map_err(|e| ApiError::InvalidInput(e.body_text()))
+    }
+}
+
+/// Query parameters. Unknown parameters (`code`, Durable Functions' `taskHub`) are ignored.
+pub(crate) struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|Query(value)| ApiQuery(value))
+            .map_err(|e| ApiError::InvalidInput(e.body_text()))
+    }
+}
+
+/// A request body read as JSON text; `None` for an empty body or `null`.
+///
+/// The content type must be able to carry JSON: none, `application/json` (or any `+json`),
+/// `text/plain`, or `application/x-www-form-urlencoded` (what `curl -d` sends) — the body is
+/// read as JSON whatever it says. The size limit is checked against `Content-Length` first and
+/// then while the body streams in, so an oversized body is never buffered whole.
+pub(crate) struct JsonBody(pub Option<String>);
+
+impl FromRequest<AppState> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let limit = state.max_body;
+        let declared = declared_length(request.headers())?;
+        if declared == Some(0) {
+            return Ok(JsonBody(None));
+        }
+        check_content_type(request.headers())?;
+        if declared.is_some_and(|len| len > limit as u64) {
+            return Err(ApiError::body_too_large(limit));
+        }
+        let bytes = read_limited(request.into_body(), limit).await?;
+        parse(&bytes).map(JsonBody)
+    }
+}
+
+fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_LENGTH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .map(Some)
+        .ok_or_else(|| ApiError::InvalidInput("malformed Content-Length header".into()))
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let text = value.to_str().unwrap_or("(not ASCII)");
+    let mime = text
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let carries_json = mime.is_empty()
+        || mime == "application/json"
+        || mime == "text/json"
+        || mime.ends_with("+json")
+        || mime == "text/plain"
+        || mime == "application/x-www-form-urlencoded";
+    if carries_json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(text.to_string()))
+    }
+}
+
+async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::InvalidInput(format!("could not read the body: {e}")))?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(ApiError::body_too_large(limit));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+fn parse(bytes: &[u8]) -> Result<Option<String>, ApiError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| ApiError::MalformedJson("the body is not UTF-8".into()))?
+        .trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str::<IgnoredAny>(text).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    Ok((text != "null").then(|| text.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn bodies() {
+        assert_eq!(parse(b"").unwrap(), None);
+        assert_eq!(parse(b" null\n").unwrap(), None);
+        assert_eq!(parse(b"\"start\"\n").unwrap().as_deref(), Some("\"start\""));
+        assert_eq!(parse(b"{").unwrap_err().code(), "malformed_json");
+        assert_eq!(parse(b"start").unwrap_err().code(), "malformed_json");
+        assert_eq!(parse(&[0xff]).unwrap_err().code(), "malformed_json");
+    }
+
+    #[test]
+    fn content_types() {
+        let with = |ct: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+            check_content_type(&h)
+        };
+        for ok in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Text/Plain",
+            "application/x-www-form-urlencoded",
+            "application/problem+json",
+        ] {
+            assert!(with(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "application/xml",
+            "multipart/form-data; boundary=x",
+            "image/png",
+        ] {
+            assert_eq!(with(bad).unwrap_err().code(), "unsupported_media_type");
+        }
+    }
+}

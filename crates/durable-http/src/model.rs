@@ -1,0 +1,171 @@
+//! The JSON bodies of successful answers.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use durable::{FailureDetails, HistoryEvent, InstanceState, RuntimeStatus};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+/// What `GET /instances/{id}` and `GET /instances` answer for one instance.
+///
+/// `input`, `output` and `customStatus` are JSON values as the orchestration produced them.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceStatus {
+    /// The orchestration name.
+    pub name: String,
+    pub instance_id: String,
+    /// Pending, Running, Completed, ContinuedAsNew, Failed, Terminated or Suspended.
+    #[schema(value_type = String, example = "Running")]
+    pub runtime_status: RuntimeStatus,
+    /// Present unless `showInput=false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object, nullable)]
+    pub input: Option<Box<RawValue>>,
+    #[schema(value_type = Object, nullable)]
+    pub custom_status: Box<RawValue>,
+    /// The result; for a Failed instance the failure message (details in `failureDetails`).
+    #[schema(value_type = Object, nullable)]
+    pub output: Box<RawValue>,
+    pub created_time: DateTime<Utc>,
+    pub last_updated_time: DateTime<Utc>,
+    /// Why a Failed instance failed: `errorType`, `errorMessage`, `stackTrace`, `innerFailure`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub failure_details: Option<FailureDetails>,
+    /// The current execution's history, with `showHistory=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<Object>)]
+    pub history_events: Option<Vec<HistoryEntry>>,
+}
+
+impl InstanceStatus {
+    pub(crate) fn new(state: InstanceState, show_input: bool) -> Self {
+        let output = match (&state.output, &state.failure) {
+            (Some(text), _) => raw(text),
+            (None, Some(failure)) if state.status == RuntimeStatus::Failed => {
+                raw_of(&failure.to_string())
+            }
+            (None, _) => null(),
+        };
+        InstanceStatus {
+            name: state.name,
+            instance_id: state.instance_id,
+            runtime_status: state.status,
+            input: show_input.then(|| state.input.as_deref().map_or_else(null, raw)),
+            custom_status: state.custom_status.as_deref().map_or_else(null, raw),
+            output,
+            created_time: state.created_at,
+            last_updated_time: state.updated_at,
+            failure_details: state.failure,
+            history_events: None,
+        }
+    }
+
+    pub(crate) fn with_history(mut self, history: Vec<HistoryEvent>, show_output: bool) -> Self {
+        let entries = history
+            .iter()
+            .map(|e| HistoryEntry::new(e, show_output))
+            .collect();
+        self.history_events = Some(entries);
+        self
+    }
+}
+
+/// The fields of a history event that hold JSON payloads.
+const PAYLOAD_FIELDS: [&str; 4] = ["input", "result", "data", "output"];
+
+/// One history event in the engine's JSON form (`eventId`, `timestamp`, `eventType` and the
+/// fields of that type), with payloads as JSON values; payloads only with
+/// `showHistoryOutput=true`.
+#[derive(Debug, Serialize)]
+pub struct HistoryEntry {
+    #[serde(flatten)]
+    fields: Map<String, Value>,
+    #[serde(flatten)]
+    payloads: BTreeMap<&'static str, Box<RawValue>>,
+}
+
+impl HistoryEntry {
+    fn new(event: &HistoryEvent, show_output: bool) -> Self {
+        let mut fields = match serde_json::to_value(event) {
+            Ok(Value::Object(map)) => map,
+            // Not reachable for the derived serialization; keep the type at least.
+            _ => Map::from_iter([("eventType".into(), event.kind.type_name().into())]),
+        };
+        let mut payloads = BTreeMap::new();
+        for key in PAYLOAD_FIELDS {
+            let Some(value) = fields.remove(key) else {
+                continue;
+            };
+            if show_output {
+                let payload = match value {
+                    Value::String(text) => raw(&text),
+                    other => raw_of(&other),
+                };
+                payloads.insert(key, payload);
+            }
+        }
+        HistoryEntry { fields, payloads }
+    }
+}
+
+/// What a purge answers.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeResult {
+    pub instances_deleted: u64,
+}
+
+/// What `/healthz` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: &'static str,
+}
+
+fn null() -> Box<RawValue> {
+    RawValue::NULL.to_owned()
+}
+
+/// Stored JSON text as it is; text that is not JSON (written by a foreign worker) as a string.
+fn raw(text: &str) -> Box<RawValue> {
+    RawValue::from_string(text.to_string()).unwrap_or_else(|_| raw_of(text))
+}
+
+fn raw_of<T: Serialize + ?Sized>(value: &T) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).unwrap_or_else(|_| null())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use durable::EventKind;
+
+    #[test]
+    fn history_payloads_are_values_and_optional() {
+        let event = HistoryEvent::new(
+            1,
+            DateTime::from_timestamp(1, 0).unwrap(),
+            EventKind::TaskCompleted {
+                task_scheduled_id: 1,
+                result: Some("{\"n\":1}".into()),
+            },
+        );
+        let shown = serde_json::to_value(HistoryEntry::new(&event, true)).unwrap();
+        assert_eq!(shown["eventType"], "TaskCompleted");
+        assert_eq!(shown["result"], serde_json::json!({"n": 1}));
+        let hidden = serde_json::to_value(HistoryEntry::new(&event, false)).unwrap();
+        assert!(hidden.get("result").is_none());
+        assert_eq!(hidden["taskScheduledId"], 1);
+    }
+
+    #[test]
+    fn text_that_is_not_json_becomes_a_string() {
+        assert_eq!(raw("not json").get(), "\"not json\"");
+        assert_eq!(raw("[1, 2]").get(), "[1, 2]");
+    }
+}

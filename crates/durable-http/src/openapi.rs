@@ -1,0 +1,59 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use axum::Json;
+use utoipa::OpenApi;
+
+use crate::check_status::CheckStatus;
+use crate::error::ErrorBody;
+use crate::model::{Health, InstanceStatus, PurgeResult};
+use crate::routes::{instances, manage, purge, start};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "durable HTTP API",
+        description = "Start, observe and manage durable orchestrations (the Durable Functions \
+            management API shape). Every error body is {\"code\", \"message\"}. With an API key \
+            configured, send it as `Authorization: Bearer <key>`, `x-functions-key: <key>` or \
+            `?code=<key>`."
+    ),
+    paths(
+        start::start,
+        start::start_with_id,
+        start::start_short,
+        instances::status,
+        instances::status_short,
+        instances::list,
+        manage::raise_event,
+        manage::terminate,
+        manage::suspend,
+        manage::resume,
+        manage::rewind,
+        manage::restart,
+        purge::purge_one,
+        purge::purge_many,
+        health,
+    ),
+    components(schemas(CheckStatus, InstanceStatus, PurgeResult, ErrorBody, Health))
+)]
+pub(crate) struct ApiDoc;
+
+/// The OpenAPI 3 document of the API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub(crate) async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
+}
+
+/// Liveness: answers while the server runs. Open even when an API key is configured.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "service",
+    responses((status = 200, description = "Up", body = Health))
+)]
+pub(crate) async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}

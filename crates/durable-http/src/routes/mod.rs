@@ -1,0 +1,60 @@
+//! The route table and the state the handlers share.
+
+mod filters;
+pub(crate) mod instances;
+pub(crate) mod manage;
+pub(crate) mod purge;
+pub(crate) mod start;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use durable::Client;
+
+use crate::OrchestrationCatalog;
+use crate::check_status::{BASE_PATH, SHORT_STATUS_PATH};
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub client: Client,
+    pub catalog: Arc<dyn OrchestrationCatalog>,
+    pub max_body: usize,
+}
+
+/// Every management route, without fallbacks or access control.
+pub(crate) fn api(state: AppState) -> Router {
+    let hub = Router::new()
+        .route("/orchestrators/{name}", post(start::start))
+        .route(
+            "/orchestrators/{name}/{instanceId}",
+            post(start::start_with_id),
+        )
+        .route("/instances", get(instances::list).delete(purge::purge_many))
+        .route(
+            "/instances/{instanceId}",
+            get(instances::status).delete(purge::purge_one),
+        )
+        .route(
+            "/instances/{instanceId}/raiseEvent/{eventName}",
+            post(manage::raise_event),
+        )
+        .route("/instances/{instanceId}/terminate", post(manage::terminate))
+        .route("/instances/{instanceId}/suspend", post(manage::suspend))
+        .route("/instances/{instanceId}/resume", post(manage::resume))
+        .route("/instances/{instanceId}/rewind", post(manage::rewind))
+        .route("/instances/{instanceId}/restart", post(manage::restart));
+    Router::new()
+        .nest(BASE_PATH, hub)
+        // The seed's short forms.
+        .route("/orchestrators/{name}", post(start::start_short))
+        .route(
+            "/orchestrators/{name}/{instanceId}",
+            post(start::start_short),
+        )
+        .route(
+            &format!("{SHORT_STATUS_PATH}/{{instanceId}}"),
+            get(instances::status_short),
+        )
+        .with_state(state)
+}
