@@ -209,12 +209,7 @@ impl Flusher {
         }
     }
 
-    fn write(
-        &self,
-        pending: &Pending,
-        seq: u64,
-        snapshot: Option<&Snapshot>,
-    ) -> StoreResult<()> {
+    fn write(&self, pending: &Pending, seq: u64, snapshot: Option<&Snapshot>) -> StoreResult<()> {
         let c = &self.conn;
         c.execute_batch("BEGIN IMMEDIATE").map_err(sql)?;
         let result = (|| {

@@ -20,8 +20,9 @@ fn done(effects: Effects) -> Applied {
 }
 
 impl Machine {
-    /// Applies one op at time `now`.
+    /// Applies one op at time `now` (kept to the microsecond, as stores and cursors keep it).
     pub fn apply(&mut self, now: DateTime<Utc>, op: Op) -> Applied {
+        let now = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
         match op {
             Op::Create(new) => self.create_op(new, now),
             Op::Send(msg) => self.send(msg, now),
