@@ -811,6 +811,29 @@ where
         ["job-2", "job-3"],
         "from is inclusive, to exclusive"
     );
+
+    // Instances created in the same instant, at a time finer than a microsecond, page cleanly.
+    clock.advance(chrono::Duration::nanoseconds(123_456_789));
+    for id in ["same-a", "same-b", "same-c"] {
+        store.create_instance(new_instance(id)).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut token = None;
+    for _ in 0..10 {
+        let q = InstanceQuery {
+            instance_id_prefix: Some("same-".into()),
+            page_size: Some(1),
+            continuation_token: token.clone(),
+            ..Default::default()
+        };
+        let page = store.query_instances(&q).await.unwrap();
+        seen.extend(page.items.into_iter().map(|s| s.instance_id));
+        token = page.continuation_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, ["same-a", "same-b", "same-c"]);
 }
 
 pub async fn purge_and_rewind<F, Fut>(factory: F)
