@@ -152,7 +152,8 @@ impl Flusher {
         loop {
             {
                 let mut woken = self.shared.wake_lock.lock().expect("not poisoned");
-                if !*woken {
+                let stopping = self.shared.stop.load(std::sync::atomic::Ordering::Acquire);
+                if !*woken && !stopping {
                     woken = self
                         .shared
                         .wake
