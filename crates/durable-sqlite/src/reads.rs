@@ -3,9 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use durable_core::event::HistoryEvent;
-use durable_core::instance::{
-    InstanceQuery, InstanceState, Page, PurgeFilter, decode_cursor, encode_cursor,
-};
+use durable_core::instance::{InstanceQuery, InstanceState, Page, PurgeFilter, decode_cursor};
 use durable_core::status::RuntimeStatus;
 use durable_core::work::QueueStats;
 use durable_store::StoreResult;
@@ -74,26 +72,8 @@ pub(crate) fn query_instances(
         .prepare(&sql_text)
         .and_then(|mut s| s.query_map(params_from_iter(args), instance_row)?.collect())
         .map_err(sql)?;
-    let mut items = rows.into_iter().collect::<StoreResult<Vec<_>>>()?;
-    let more = items.len() > size;
-    items.truncate(size);
-    if !q.fetch_payloads {
-        for s in &mut items {
-            s.input = None;
-            s.output = None;
-        }
-    }
-    let continuation_token = if more {
-        items
-            .last()
-            .map(|s| encode_cursor(s.created_at, &s.instance_id))
-    } else {
-        None
-    };
-    Ok(Page {
-        items,
-        continuation_token,
-    })
+    let items = rows.into_iter().collect::<StoreResult<Vec<_>>>()?;
+    Ok(Page::of_instances(items, size, q.fetch_payloads))
 }
 
 pub(crate) fn purge_candidates(conn: &Connection, f: &PurgeFilter) -> StoreResult<Vec<String>> {

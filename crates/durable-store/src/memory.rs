@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use durable_core::clock::{SharedClock, system_clock};
 use durable_core::event::{EventKind, HistoryEvent};
 use durable_core::instance::{
-    InstanceQuery, InstanceState, NewInstance, Page, PurgeFilter, decode_cursor, encode_cursor,
+    InstanceQuery, InstanceState, NewInstance, Page, PurgeFilter, decode_cursor,
 };
 use durable_core::status::RuntimeStatus;
 use durable_core::work::{
@@ -616,30 +616,9 @@ impl Store for MemoryStore {
         matching
             .sort_by(|a, b| (a.created_at, &a.instance_id).cmp(&(b.created_at, &b.instance_id)));
         let size = query.page_size.unwrap_or(100).max(1);
-        let more = matching.len() > size;
-        matching.truncate(size);
-        let items: Vec<InstanceState> = matching
-            .into_iter()
-            .map(|s| {
-                let mut s = s.clone();
-                if !query.fetch_payloads {
-                    s.input = None;
-                    s.output = None;
-                }
-                s
-            })
-            .collect();
-        let continuation_token = if more {
-            items
-                .last()
-                .map(|s| encode_cursor(s.created_at, &s.instance_id))
-        } else {
-            None
-        };
-        Ok(Page {
-            items,
-            continuation_token,
-        })
+        matching.truncate(size.saturating_add(1));
+        let items = matching.into_iter().cloned().collect();
+        Ok(Page::of_instances(items, size, query.fetch_payloads))
     }
 
     async fn purge_instance(&self, instance_id: &str, recursive: bool) -> StoreResult<u64> {
