@@ -80,3 +80,26 @@ async fn two_workers_on_one_hub_complete_every_instance_once() {
     second.shutdown().await;
     drop_schema(&options.schema).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runtime_opens_postgres_urls() {
+    let options = fresh_options().await;
+    let url = crate::support::url_with(&format!("schema={}", options.schema));
+    let store = durable::connect(&url).await.unwrap();
+    assert!(
+        store.describe().starts_with("postgres("),
+        "{}",
+        store.describe()
+    );
+    assert!(
+        durable::open_store(&url).is_err(),
+        "PostgreSQL needs the async opener"
+    );
+    let err = durable::connect("postgres://h/db?schema=Nope")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("schema"), "{err}");
+    assert!(durable::connect("memory:").await.is_ok());
+    drop(store);
+    drop_schema(&options.schema).await;
+}
