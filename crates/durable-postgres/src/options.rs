@@ -167,6 +167,11 @@ impl PostgresOptions {
         };
         let config = tokio_postgres::Config::from_str(&driver_url)
             .map_err(|e| UrlError(format!("'{}': {e}", redact(url))))?;
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(UrlError(
+                "sslmode=require: TLS is not built in yet (use sslmode=disable or prefer, or a TLS-terminating proxy)".into(),
+            ));
+        }
         let mut options = PostgresOptions {
             config,
             schema,

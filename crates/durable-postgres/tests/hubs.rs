@@ -146,6 +146,7 @@ fn bad_urls_are_refused_clearly() {
         ),
         ("postgres://h/db?bogus=1", "bogus"),
         ("postgres://h:port/db", "invalid"),
+        ("postgres://h/db?sslmode=require", "TLS"),
     ] {
         let err = PostgresOptions::from_url(url).unwrap_err().to_string();
         assert!(err.contains(expected), "{url}: {err}");
