@@ -219,8 +219,8 @@ impl PostgresOptions {
         use tokio_postgres::config::Host;
         let host = match self.config.get_hosts().first() {
             Some(Host::Tcp(h)) => h.clone(),
-            #[allow(unreachable_patterns)]
-            Some(other) => format!("{other:?}"),
+            #[cfg(unix)]
+            Some(Host::Unix(path)) => path.display().to_string(),
             None => self
                 .config
                 .get_hostaddrs()
