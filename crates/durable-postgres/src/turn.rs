@@ -179,7 +179,7 @@ pub(crate) async fn commit_turn(
 
     let client = store.conn().await?;
     let pg: &Client = &client;
-    let mut steps: Vec<Step<'_>> = vec![pipeline::begin(pg)];
+    let mut steps: Vec<Step<'_>> = Vec::new();
     let mut children_at = Vec::new();
     let fence = store.prepare(&client, FENCE_AND_UPDATE).await?;
     steps.push(step(
@@ -261,9 +261,8 @@ pub(crate) async fn commit_turn(
         let st = store.prepare(&client, FINISH).await?;
         steps.push(step(pg, st, vec![&id]));
     }
-    steps.push(pipeline::commit(pg));
 
-    let results = pipeline::run(steps).await.map_err(|e| {
+    let results = pipeline::transaction(pg, steps).await.map_err(|e| {
         if is_stale(&e) {
             StoreError::StaleLease(id.to_string())
         } else {
