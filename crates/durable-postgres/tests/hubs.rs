@@ -127,6 +127,10 @@ fn urls_parse_with_defaults_and_options() {
         !format!("{o:?}").contains("s3cret"),
         "Debug hides the password"
     );
+
+    let o = PostgresOptions::new(o.config).with_schema("other").unwrap();
+    assert_eq!((o.schema.as_str(), o.pool_size), ("other", 16));
+    assert!(o.with_schema("No").is_err());
 }
 
 #[test]
