@@ -158,6 +158,29 @@ pub struct Page<T> {
     pub continuation_token: Option<String>,
 }
 
+impl Page<InstanceState> {
+    /// One page of a listing, from its first `size + 1` matches in listing order (the extra
+    /// match only tells that more exist). Input and output are kept only with `payloads`.
+    pub fn of_instances(mut items: Vec<InstanceState>, size: usize, payloads: bool) -> Self {
+        let more = items.len() > size;
+        items.truncate(size);
+        if !payloads {
+            for s in &mut items {
+                s.input = None;
+                s.output = None;
+            }
+        }
+        let continuation_token = more
+            .then(|| items.last())
+            .flatten()
+            .map(|s| encode_cursor(s.created_at, &s.instance_id));
+        Page {
+            items,
+            continuation_token,
+        }
+    }
+}
+
 /// Which finished instances a purge removes. Only terminal instances are ever purged.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PurgeFilter {

@@ -39,8 +39,10 @@ pub use durable_core::{
     IfExists, InstanceQuery, InstanceState, Orchestration, OrchestrationContext, Page, PurgeFilter,
     Registry, RetryPolicy, RuntimeStatus, SubOrchestrationOptions, TaskError, bail,
 };
+#[cfg(feature = "postgres")]
+pub use durable_postgres::{PostgresOptions, PostgresStore};
 pub use durable_store::{MemoryStore, SharedStore, Store, StoreError};
-pub use store::open_store;
+pub use store::{connect, open_store};
 pub use worker::{UnknownOrchestrations, Worker, WorkerBuilder, WorkerOptions};
 
 /// Everything an orchestration author needs.
