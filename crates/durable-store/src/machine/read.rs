@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
-use durable_core::instance::{InstanceQuery, InstanceState, Page, decode_cursor, encode_cursor};
+use durable_core::instance::{InstanceQuery, InstanceState, Page, decode_cursor};
 use durable_core::status::RuntimeStatus;
 use durable_core::work::QueueStats;
 
@@ -26,7 +26,7 @@ impl Machine {
             None => Bound::Unbounded,
         };
         let size = q.page_size.unwrap_or(100).max(1);
-        let mut items: Vec<InstanceState> = self
+        let items: Vec<InstanceState> = self
             .by_created
             .range((start, Bound::Unbounded))
             .map(|(_, id)| &self.slots[id].state)
@@ -42,25 +42,7 @@ impl Machine {
             .take(size + 1)
             .cloned()
             .collect();
-        let more = items.len() > size;
-        items.truncate(size);
-        if !q.fetch_payloads {
-            for s in &mut items {
-                s.input = None;
-                s.output = None;
-            }
-        }
-        let continuation_token = more
-            .then(|| {
-                items
-                    .last()
-                    .map(|s| encode_cursor(s.created_at, &s.instance_id))
-            })
-            .flatten();
-        Page {
-            items,
-            continuation_token,
-        }
+        Page::of_instances(items, size, q.fetch_payloads)
     }
 
     /// The earliest future time at which an instance or an activity becomes claimable.
