@@ -300,7 +300,7 @@ async fn events(
             async move {
                 let t = Instant::now();
                 client.raise_event(&id, "e", i).await?;
-                if i % 100 == 0 {
+                if i.is_multiple_of(100) {
                     (opts.progress)(i, n);
                 }
                 Ok::<_, durable::ClientError>(t.elapsed().as_secs_f64() * 1000.0)
@@ -391,7 +391,7 @@ async fn idle(
                     .start_with(StartRequest::new("Idle").instance_id(format!("idle-{i}")))
                     .await?;
                 let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                if d % 500 == 0 {
+                if d.is_multiple_of(500) {
                     (opts.progress)(d, n);
                 }
                 Ok::<_, durable::ClientError>(t.elapsed().as_secs_f64() * 1000.0)
