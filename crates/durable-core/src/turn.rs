@@ -57,6 +57,16 @@ pub fn prepare_turn(item: &OrchestrationItem, now: DateTime<Utc>) -> PreparedTur
             other.push(msg.event.clone());
         }
     }
+    let starts = own
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::ExecutionStarted { .. }));
+    if first_turn && !starts {
+        // The first turn cannot run before its start message: consume nothing, try again later.
+        return PreparedTurn {
+            new_events: Vec::new(),
+            consumed: Vec::new(),
+        };
+    }
     own.append(&mut other);
     let mut new_events = Vec::with_capacity(own.len() + 1);
     if !own.is_empty() {

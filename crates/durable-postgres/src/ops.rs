@@ -190,33 +190,26 @@ pub(crate) async fn update_activity_lease(
     Ok(((), effects))
 }
 
+/// A retry delay keeps the instance locked until then; its messages keep their order and
+/// visibility (delaying them could let a later event overtake the instance's start).
 const ABANDON: &str = "
-    WITH released AS (
-        UPDATE {hub}.instances SET locked_until = NULL
-        WHERE instance_id = $1 AND epoch = $2
-        RETURNING instance_id
-    ), delayed AS (
-        UPDATE {hub}.messages SET visible_at = $4
-        WHERE $4::timestamptz IS NOT NULL AND visible_at <= $3
-          AND instance_id IN (SELECT instance_id FROM released)
-    )
-    SELECT count(*) FROM released";
+    UPDATE {hub}.instances SET locked_until = $3
+    WHERE instance_id = $1 AND epoch = $2
+    RETURNING instance_id";
 
 pub(crate) async fn abandon_orchestration_item(
     store: &PostgresStore,
     lease: &Lease,
     retry_after: Option<Duration>,
 ) -> StoreResult<((), Effects)> {
-    let now = store.now();
     let retry_at = retry_after.map(|d| store.until(d));
     let epoch = lease.epoch as i64;
     let client = store.conn().await?;
     let statement = store.prepare(&client, ABANDON).await?;
-    let released: i64 = client
-        .query_one(&statement, &[&lease.instance_id, &epoch, &now, &retry_at])
+    let released = client
+        .execute(&statement, &[&lease.instance_id, &epoch, &retry_at])
         .await
-        .map_err(db)?
-        .get(0);
+        .map_err(db)?;
     if released == 0 {
         return Err(StoreError::StaleLease(lease.instance_id.clone()));
     }

@@ -289,9 +289,27 @@ where
             .unwrap()
             .is_empty()
     );
+    // An event that arrives during the delay does not overtake the start.
+    store
+        .send_message(event_to("a", raised("E", "1")))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .fetch_orchestration_items(1, LOCK, &ALL)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the instance stays unclaimable during the delay"
+    );
     clock.advance(chrono::Duration::seconds(6));
     let again = fetch_one(&store).await;
     assert_eq!(again.messages[0].delivery_count, 2);
+    assert!(matches!(
+        again.messages[0].event.kind,
+        EventKind::ExecutionStarted { .. }
+    ));
+    assert_eq!(again.messages[1].event.kind, raised("E", "1"));
 }
 
 pub async fn messages_keep_order_and_respect_visibility<F, Fut>(factory: F)

@@ -133,8 +133,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         Ok(Vec::new())
     }
 
-    /// Gives a claimed item back: releases the lease; with `retry_after`, the instance's visible
-    /// messages become visible again only after that delay.
+    /// Gives a claimed item back: releases the lease; with `retry_after`, the instance cannot
+    /// be claimed again before that delay has passed. Its messages keep their order and
+    /// visibility.
     async fn abandon_orchestration_item(
         &self,
         lease: &Lease,

@@ -98,10 +98,18 @@ async fn workload_survives_injected_faults() {
         client.raise_event(id, "Bonus", 7u64).await.unwrap();
     }
     for (i, id) in ids.iter().enumerate() {
-        let s = client
-            .wait_for_completion(id, Duration::from_secs(120))
+        let s = match client
+            .wait_for_completion(id, Duration::from_secs(40))
             .await
-            .unwrap();
+        {
+            Ok(s) => s,
+            Err(e) => {
+                let st = client.status(id).await.unwrap();
+                let h = client.history(id).await.unwrap();
+                let stats = client.store().queue_stats().await.unwrap();
+                panic!("{id}: {e}\n{st:#?}\n{h:#?}\n{stats:#?}");
+            }
+        };
         assert_eq!(s.status, RuntimeStatus::Completed, "{id}: {:?}", s.failure);
         assert_eq!(s.output_as::<u64>().unwrap(), expected(i as u64), "{id}");
         assert_no_duplicates(id, &client.history(id).await.unwrap());

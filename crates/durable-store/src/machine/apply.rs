@@ -427,13 +427,10 @@ impl Machine {
         now: DateTime<Utc>,
     ) -> Applied {
         self.check_lease(lease)?;
+        // A retry delay keeps the instance locked until then; its messages keep their order
+        // and visibility (delaying them could let a later event overtake the instance's start).
         let slot = self.slot_mut(&lease.instance_id);
-        slot.locked_until = None;
-        if let Some(at) = retry_at {
-            for m in slot.inbox.values_mut().filter(|m| m.visible_at <= now) {
-                m.visible_at = at;
-            }
-        }
+        slot.locked_until = retry_at.filter(|at| *at > now);
         self.reindex(&lease.instance_id);
         done(Effects {
             orchestrations: true,

@@ -123,6 +123,14 @@ async fn process(shared: &Shared, item: OrchestrationItem) {
         lifecycle::lease_taken_over(&item);
     }
     let prepared = prepare_turn(&item, now);
+    if prepared.new_events.is_empty() && prepared.consumed.is_empty() {
+        // Nothing can be delivered yet (a first turn whose start is not visible): retry later.
+        let _ = shared
+            .store
+            .abandon_orchestration_item(&item.lease, Some(Duration::from_millis(250)))
+            .await;
+        return;
+    }
     let commit = if prepared.new_events.is_empty() {
         Ok((consume_only(&item, &prepared), None, Vec::new()))
     } else {

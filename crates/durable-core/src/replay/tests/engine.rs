@@ -540,3 +540,39 @@ fn responses_with_duplicate_ids_or_actions_after_completion_are_rejected() {
     };
     assert!(plan_turn(&item, &prepared, after, t(1), PlanLimits::default()).is_err());
 }
+
+#[test]
+fn a_first_turn_without_its_start_consumes_nothing() {
+    let mut reg = Registry::new();
+    reg.add_orchestration("Chaining", chaining);
+    let sim = Sim::start(reg, "Chaining", Some("\"s\""), append_name());
+    let event = sim.inbox.iter().map(|m| m.event.clone()).next().unwrap();
+    assert!(matches!(event.kind, EventKind::ExecutionStarted { .. }));
+    let raised = crate::work::InboxMessage {
+        id: 99,
+        execution_id: None,
+        event: HistoryEvent::unnumbered(
+            t(1),
+            EventKind::EventRaised {
+                name: "E".into(),
+                input: None,
+            },
+        ),
+        delivery_count: 1,
+    };
+    let item = OrchestrationItem {
+        lease: Lease {
+            instance_id: "inst-1".into(),
+            epoch: 1,
+        },
+        instance: sim.instance.clone(),
+        history_len: 0,
+        messages: vec![raised],
+    };
+    let prepared = prepare_turn(&item, t(2));
+    assert!(prepared.new_events.is_empty());
+    assert!(
+        prepared.consumed.is_empty(),
+        "the event waits for the start"
+    );
+}
