@@ -25,7 +25,7 @@ use durable_core::work::{
 
 pub use error::StoreError;
 pub use memory::MemoryStore;
-pub use notify::Notifier;
+pub use notify::{Notifier, WorkListener};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
