@@ -1,0 +1,62 @@
+//! Giving held items back to the store, or ending them with a failure.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use durable::FailureDetails;
+use durable::RuntimeStatus;
+use durable::core::action::TurnOutput;
+use durable::core::turn::plan_turn;
+use durable::core::work::{ActivityItem, ActivityResult};
+
+use super::{Hub, Turn, Work};
+
+impl Hub {
+    /// Releases the lease so the item is fetched again (after `delay`).
+    pub async fn give_back(&self, work: Work, delay: Option<Duration>) {
+        let result = match &work {
+            Work::Turn(t) => {
+                self.store
+                    .abandon_orchestration_item(&t.item.lease, delay)
+                    .await
+            }
+            Work::Activity(a) => self.store.abandon_activity_item(&a.lease, delay).await,
+        };
+        if let Err(e) = result {
+            // The lease expires on its own; the item is fetched again then.
+            tracing::debug!(error = %e, "could not give a work item back");
+        }
+    }
+
+    /// Ends the instance with a failure instead of running the turn remotely (poison items, work
+    /// items over the message limit).
+    pub async fn fail_turn(&self, turn: &Turn, error_type: &str, message: String) {
+        let now = Utc::now();
+        let details = FailureDetails::new(error_type, message).non_retriable();
+        let output = TurnOutput::ending(-1, RuntimeStatus::Failed, None, Some(details));
+        let planned = plan_turn(&turn.item, &turn.prepared, output, now, Default::default());
+        let committed = match planned {
+            Ok(commit) => self
+                .store
+                .commit_turn(commit)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = committed {
+            tracing::warn!(instance_id = %turn.item.lease.instance_id, error = %e, "could not fail the instance");
+        }
+    }
+
+    /// Ends an activity with a failure the orchestration receives as a task failure.
+    pub async fn fail_activity(&self, item: &ActivityItem, error_type: &str, message: String) {
+        let details = FailureDetails::new(error_type, message).non_retriable();
+        if let Err(e) = self
+            .store
+            .complete_activity(&item.lease, ActivityResult::Failed(details))
+            .await
+        {
+            tracing::warn!(activity = %item.activity.name, error = %e, "could not fail the activity");
+        }
+    }
+}
