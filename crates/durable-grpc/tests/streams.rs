@@ -219,3 +219,26 @@ async fn work_item_filters_route_and_hold_back_work() {
     assert_eq!(ids, ["f-other", "f-v1"]);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_server_ends_streams_and_gives_work_back() {
+    let server = TestServer::start(SidecarOptions::default()).await;
+    let store = server.store.clone();
+    let mut api = server.client().await;
+    let mut stream = open(&mut api, None).await;
+    start(&mut api, "fake_orch", "stop-1").await;
+    next_turn(&mut stream).await;
+    server.stop().await;
+    let end = tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .expect("the stream ends");
+    assert!(!matches!(end, Ok(Some(_))), "no more items: {end:?}");
+    // The held turn was given back: it can be claimed at once, not only after its lease expires.
+    let filter = durable::core::work::NameFilter::All;
+    let items = store
+        .fetch_orchestration_items(10, Duration::from_secs(30), &filter)
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].lease.instance_id, "stop-1");
+}

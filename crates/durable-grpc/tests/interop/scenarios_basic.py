@@ -102,6 +102,11 @@ def chaining(c):
     equal(state.serialized_input, "1", "stored input")
     equal(state.name, "chain", "name")
     check(state.failure_details is None, "no failure expected")
+    kinds = [type(e).__name__ for e in c.get_orchestration_history(iid)]
+    for kind in ("ExecutionStartedEvent", "TaskScheduledEvent", "TaskCompletedEvent",
+                 "ExecutionCompletedEvent"):
+        check(kind in kinds, f"{kind} in the history: {kinds}")
+    equal(kinds.count("TaskCompletedEvent"), 10, "one result per activity")
 
 
 def fan_out_fan_in_100(c):
