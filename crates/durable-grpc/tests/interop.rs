@@ -52,3 +52,35 @@ async fn python_sdk_scenarios_pass() {
     );
     server.stop().await;
 }
+
+/// A short smoke test with the JavaScript SDK (`@microsoft/durabletask-js`, pinned in
+/// tests/interop/js/package.json, installed by scripts/setup-node).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn javascript_sdk_chaining() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/js");
+    assert!(
+        std::path::Path::new(dir)
+            .join("node_modules/@microsoft/durabletask-js")
+            .exists(),
+        "the JavaScript SDK is not installed: run scripts/setup-node"
+    );
+    let server = TestServer::start(SidecarOptions {
+        api_key: Some(API_KEY.into()),
+        ..Default::default()
+    })
+    .await;
+    let out = tokio::process::Command::new("node")
+        .arg("smoke.js")
+        .current_dir(dir)
+        .env("DURABLETASK_HOST", server.target())
+        .env("DURABLE_API_KEY", API_KEY)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the JavaScript smoke test failed");
+    assert!(stdout.trim_end().ends_with("1 passed, 0 failed"));
+    server.stop().await;
+}
