@@ -139,7 +139,7 @@ impl Sidecar {
             let _ = task.await;
         }
         for work in hub.drain() {
-            hub.give_back(work, None).await;
+            hub.decline(work, None).await;
         }
         served.map_err(SidecarError::from)
     }

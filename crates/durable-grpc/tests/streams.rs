@@ -242,3 +242,51 @@ async fn stopping_the_server_ends_streams_and_gives_work_back() {
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].lease.instance_id, "stop-1");
 }
+
+/// Abandons are a worker declining an item (a version it rejects): they never make it poison.
+/// Responses that keep being refused do, after the delivery limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declined_items_are_not_poison_but_refused_ones_are() {
+    let server = TestServer::start(SidecarOptions::default()).await;
+    let mut api = server.client().await;
+    let mut stream = open(&mut api, None).await;
+    start(&mut api, "fake_orch", "declined").await;
+    start(&mut api, "fake_orch", "refused").await;
+    let limit = durable::core::limits::DEFAULT_MAX_DELIVERIES as usize;
+    let mut refusals = 0;
+    let mut abandons = 0;
+    // Deliveries 1..=limit of "refused" are refused; the next one fails it instead. "declined"
+    // is abandoned more often than that and still runs afterwards.
+    while refusals < limit || abandons <= limit {
+        let (request, token) = next_turn(&mut stream).await;
+        if request.instance_id == "declined" {
+            let abandon = AbandonOrchestrationTaskRequest {
+                completion_token: token,
+            };
+            api.abandon_task_orchestrator_work_item(abandon)
+                .await
+                .unwrap();
+            abandons += 1;
+        } else {
+            let bad = vec![complete_action(1, "1"), schedule_action(2, "x")];
+            let _ = api
+                .complete_orchestrator_task(response("refused", &token, bad))
+                .await
+                .unwrap_err();
+            refusals += 1;
+        }
+    }
+    let client = server.durable_client();
+    let refused = client
+        .wait_for_completion("refused", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(refused.status, durable::RuntimeStatus::Failed);
+    assert_eq!(refused.failure.unwrap().error_type, "PoisonMessage");
+    let (_, token) = next_turn(&mut stream).await;
+    let done = response("declined", &token, vec![complete_action(1, "\"fine\"")]);
+    api.complete_orchestrator_task(done).await.unwrap();
+    let declined = client.status("declined").await.unwrap().unwrap();
+    assert_eq!(declined.output.as_deref(), Some("\"fine\""));
+    server.stop().await;
+}

@@ -19,7 +19,7 @@ use durable::core::turn::{PlanError, plan_turn};
 use durable::core::work::ActivityResult;
 use durable::{RuntimeStatus, StoreError};
 
-use super::{Hub, Kind, Turn, Work, parse_token};
+use super::{Hub, Kind, Turn, Work, WorkKey, parse_token};
 use crate::convert::{failure_from_proto, turn_actions};
 use crate::error::{RpcError, RpcResult};
 use crate::proto;
@@ -79,6 +79,7 @@ pub(crate) async fn complete_turn(hub: &Arc<Hub>, r: proto::OrchestratorResponse
     };
     match hub.store.commit_turn(commit).await {
         Ok(()) => {
+            hub.finished(&WorkKey::Instance(turn.item.lease.instance_id.clone()));
             rearm_children(hub, &turn, children).await;
             Ok(())
         }
@@ -111,7 +112,10 @@ pub(crate) async fn complete_activity(hub: &Arc<Hub>, r: proto::ActivityResponse
         None => ActivityResult::Completed(r.result),
     };
     match hub.store.complete_activity(&item.lease, result).await {
-        Ok(()) | Err(StoreError::StaleLease(_)) => Ok(()),
+        Ok(()) | Err(StoreError::StaleLease(_)) => {
+            hub.finished(&WorkKey::Activity(item.lease.activity_id));
+            Ok(())
+        }
         Err(e) => {
             hub.give_back(Work::Activity(item), Some(Duration::from_secs(1)))
                 .await;
@@ -129,7 +133,7 @@ pub(crate) async fn abandon_token(hub: &Arc<Hub>, token: &str, kind: Kind) -> Rp
             Kind::Orchestration => Some(RETRY_REJECTED),
             Kind::Activity => None,
         };
-        hub.give_back(work, delay).await;
+        hub.decline(work, delay).await;
     }
     Ok(())
 }

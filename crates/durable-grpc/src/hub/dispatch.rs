@@ -12,7 +12,7 @@ use durable::core::turn::{PreparedTurn, consume_only, prepare_turn};
 use durable::core::work::{ActivityItem, OrchestrationItem};
 use prost::Message;
 
-use super::{Hub, Turn, Work, WorkSender};
+use super::{Hub, Turn, Work, WorkKey, WorkSender};
 use crate::convert::{event_to_proto, instance_to_proto, tags_to_proto, trace_to_proto};
 use crate::proto;
 
@@ -103,13 +103,15 @@ fn dispatch_turn(hub: &Arc<Hub>, item: OrchestrationItem) {
         partial: Vec::new(),
     });
     let hub = hub.clone();
-    if turn.item.delivery_count() > DEFAULT_MAX_DELIVERIES {
+    let key = WorkKey::Instance(turn.item.lease.instance_id.clone());
+    let deliveries = hub.counted_deliveries(&key, turn.item.delivery_count());
+    if deliveries > DEFAULT_MAX_DELIVERIES {
         tokio::spawn(async move {
             let message = format!(
-                "this turn was handed to remote workers {} times without completing; the instance was failed after {DEFAULT_MAX_DELIVERIES} deliveries",
-                turn.item.delivery_count()
+                "this turn was handed to remote workers {deliveries} times without completing; the instance was failed after {DEFAULT_MAX_DELIVERIES} deliveries"
             );
             hub.fail_turn(&turn, "PoisonMessage", message).await;
+            hub.finished(&key);
         });
         return;
     }
@@ -128,13 +130,16 @@ fn dispatch_turn(hub: &Arc<Hub>, item: OrchestrationItem) {
 
 fn dispatch_activity(hub: &Arc<Hub>, item: ActivityItem) {
     let hub = hub.clone();
-    if item.delivery_count > DEFAULT_MAX_DELIVERIES {
+    let key = WorkKey::Activity(item.lease.activity_id);
+    let deliveries = hub.counted_deliveries(&key, item.delivery_count);
+    if deliveries > DEFAULT_MAX_DELIVERIES {
         tokio::spawn(async move {
             let message = format!(
-                "activity '{}' was handed to remote workers {} times without completing; it was failed after {DEFAULT_MAX_DELIVERIES} deliveries",
-                item.activity.name, item.delivery_count
+                "activity '{}' was handed to remote workers {deliveries} times without completing; it was failed after {DEFAULT_MAX_DELIVERIES} deliveries",
+                item.activity.name
             );
             hub.fail_activity(&item, "PoisonMessage", message).await;
+            hub.finished(&key);
         });
         return;
     }
@@ -200,7 +205,7 @@ async fn send(hub: Arc<Hub>, token: String, tx: WorkSender) {
                 Err(e) => {
                     tracing::warn!(%instance_id, error = %e, "could not read history; retrying the turn later");
                     if let Some(work) = hub.take(&token) {
-                        hub.give_back(work, Some(Duration::from_secs(1))).await;
+                        hub.decline(work, Some(Duration::from_secs(1))).await;
                     }
                     return;
                 }
@@ -226,7 +231,7 @@ async fn send(hub: Arc<Hub>, token: String, tx: WorkSender) {
     if tx.send(Ok(item)).await.is_err()
         && let Some(work) = hub.take(&token)
     {
-        hub.give_back(work, None).await;
+        hub.decline(work, None).await;
     }
 }
 

@@ -75,6 +75,13 @@ impl Work {
         }
     }
 
+    pub fn key(&self) -> WorkKey {
+        match self {
+            Work::Turn(t) => WorkKey::Instance(t.item.lease.instance_id.clone()),
+            Work::Activity(a) => WorkKey::Activity(a.lease.activity_id),
+        }
+    }
+
     /// The name and version work-item filters look at.
     fn route_key(&self) -> (&str, Option<&str>) {
         match self {
@@ -82,6 +89,13 @@ impl Work {
             Work::Activity(a) => (&a.activity.name, a.activity.version.as_deref()),
         }
     }
+}
+
+/// What the poison count is kept for: an instance's turns, or one activity invocation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum WorkKey {
+    Instance(String),
+    Activity(i64),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,6 +194,8 @@ pub(crate) struct Hub {
     pub options: SidecarOptions,
     native: [Vec<String>; 2],
     state: Mutex<State>,
+    /// Deliveries given back unrun, per item, not counted as poison (see [`Hub::decline`]).
+    declined: Mutex<HashMap<WorkKey, u32>>,
     /// Streams came or went, or a slot freed up: the dispatcher re-plans.
     changed: Notify,
     session: String,
@@ -199,6 +215,7 @@ impl Hub {
                 names(native.activity_names()),
             ],
             state: Mutex::new(State::default()),
+            declined: Mutex::new(HashMap::new()),
             changed: Notify::new(),
             session: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
             next_token: AtomicU64::new(1),

@@ -9,9 +9,38 @@ use durable::core::action::TurnOutput;
 use durable::core::turn::plan_turn;
 use durable::core::work::{ActivityItem, ActivityResult};
 
-use super::{Hub, Turn, Work};
+use super::{Hub, Turn, Work, WorkKey};
+
+/// Declined deliveries remembered at most (soft state: forgetting only makes poison stricter).
+const MAX_DECLINED: usize = 100_000;
 
 impl Hub {
+    /// Gives an item back that was not run: a worker declined it (abandon), or it never reached
+    /// one (no stream accepts it any more, the server stops). Unlike [`Hub::give_back`], this
+    /// delivery does not count towards the poison limit, so a worker that rejects a version
+    /// during a rolling upgrade does not fail the instance.
+    pub async fn decline(&self, work: Work, delay: Option<Duration>) {
+        {
+            let mut declined = self.declined.lock();
+            if declined.len() >= MAX_DECLINED {
+                declined.clear();
+            }
+            *declined.entry(work.key()).or_default() += 1;
+        }
+        self.give_back(work, delay).await;
+    }
+
+    /// Deliveries of an item that count towards the poison limit.
+    pub fn counted_deliveries(&self, key: &WorkKey, deliveries: u32) -> u32 {
+        let declined = self.declined.lock().get(key).copied().unwrap_or(0);
+        deliveries.saturating_sub(declined)
+    }
+
+    /// The item is done: its declined deliveries need no remembering.
+    pub fn finished(&self, key: &WorkKey) {
+        self.declined.lock().remove(key);
+    }
+
     /// Releases the lease so the item is fetched again (after `delay`).
     pub async fn give_back(&self, work: Work, delay: Option<Duration>) {
         let result = match &work {

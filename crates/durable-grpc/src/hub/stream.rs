@@ -42,7 +42,7 @@ pub(crate) fn open(
         let released = hub.disconnect(id);
         tracing::info!(stream = id, "remote worker disconnected");
         for work in released {
-            hub.give_back(work, None).await;
+            hub.decline(work, None).await;
         }
     });
     ReceiverStream::new(rx)
