@@ -266,3 +266,54 @@ async fn waits_end_at_the_deadline() {
     assert!(started.elapsed() < Duration::from_secs(3));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_over_the_message_limit_fails_the_instance() {
+    let options = SidecarOptions {
+        max_message_bytes: 64 * 1024,
+        ..Default::default()
+    };
+    let server = TestServer::start(options).await;
+    let mut api = server.client().await;
+    let mut stream = open(&mut api, None).await;
+    start(&mut api, "fake_orch", "long").await;
+    let (_, token) = next_turn(&mut stream).await;
+    let three = (1..=3)
+        .map(|id| schedule_action(id, "fake_activity"))
+        .collect();
+    api.complete_orchestrator_task(response("long", &token, three))
+        .await
+        .unwrap();
+    let big = format!("\"{}\"", "y".repeat(30 * 1024));
+    let client = server.durable_client();
+    // Each result fits a message; together they make the next work item too large to send.
+    loop {
+        let state = client.status("long").await.unwrap().unwrap();
+        if state.status.is_terminal() {
+            let failure = state.failure.expect("failure details");
+            assert_eq!(failure.error_type, "MessageTooLarge", "{failure:?}");
+            break;
+        }
+        let Some(item) = next_item(&mut stream, Duration::from_millis(500)).await else {
+            continue;
+        };
+        match item.request {
+            Some(work_item::Request::ActivityRequest(a)) => {
+                let done = ActivityResponse {
+                    instance_id: "long".into(),
+                    task_id: a.task_id,
+                    result: Some(big.clone()),
+                    failure_details: None,
+                    completion_token: item.completion_token,
+                };
+                api.complete_activity_task(done).await.unwrap();
+            }
+            Some(work_item::Request::OrchestratorRequest(_)) => {
+                let waiting = response("long", &item.completion_token, vec![]);
+                api.complete_orchestrator_task(waiting).await.unwrap();
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    server.stop().await;
+}
