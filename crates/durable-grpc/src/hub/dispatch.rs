@@ -228,9 +228,14 @@ async fn send(hub: Arc<Hub>, token: String, tx: WorkSender) {
         too_large(&hub, &token, size).await;
         return;
     }
-    if tx.send(Ok(item)).await.is_err()
-        && let Some(work) = hub.take(&token)
-    {
+    let mut shutdown = hub.shutdown_signal();
+    // A worker that stops reading must not hold up shutdown with a full stream buffer.
+    let sent = tokio::select! {
+        sent = tx.send(Ok(item)) => sent.is_ok(),
+        _ = shutdown.wait_for(|stopping| *stopping) => false,
+    };
+    drop(tx);
+    if !sent && let Some(work) = hub.take(&token) {
         hub.decline(work, None).await;
     }
 }
