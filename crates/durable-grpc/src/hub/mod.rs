@@ -312,6 +312,8 @@ impl Hub {
             for s in state.streams.values().filter(|s| s.free(kind) > 0) {
                 match s.names(kind) {
                     None => everything = true,
+                    // A filter with an empty list takes nothing of this kind.
+                    Some(listed) if listed.is_empty() => continue,
                     Some(listed) => names.extend(
                         listed
                             .into_iter()
@@ -319,9 +321,7 @@ impl Hub {
                             .map(String::from),
                     ),
                 }
-                if s.names(kind).is_none_or(|n| !n.is_empty()) {
-                    free += s.free(kind);
-                }
+                free += s.free(kind);
             }
             if everything {
                 (free, NameFilter::Except(native.clone()))
@@ -489,5 +489,81 @@ pub(crate) fn parse_token(token: &str, expected: Kind) -> RpcResult<()> {
         Err(RpcError::bad(format!(
             "completion token '{token}' belongs to another kind of work item"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use durable::MemoryStore;
+
+    use super::*;
+
+    fn hub() -> Hub {
+        let mut native = Registry::new();
+        native.add_orchestration("Native", |_ctx, ()| async { Ok::<_, durable::Error>(()) });
+        Hub::new(MemoryStore::new(), &native, SidecarOptions::default())
+    }
+
+    fn request(filters: Option<proto::WorkItemFilters>) -> proto::GetWorkItemsRequest {
+        proto::GetWorkItemsRequest {
+            max_concurrent_orchestration_work_items: 5,
+            max_concurrent_activity_work_items: 7,
+            work_item_filters: filters,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn fetch_plans_follow_the_streams_filters() {
+        let hub = hub();
+        assert!(hub.fetch_plan().is_none(), "no streams, no fetching");
+        let filters = proto::WorkItemFilters {
+            orchestrations: vec![
+                proto::OrchestrationFilter {
+                    name: "py_orch".into(),
+                    versions: vec![],
+                },
+                proto::OrchestrationFilter {
+                    name: "Native".into(),
+                    versions: vec![],
+                },
+            ],
+            activities: vec![],
+            entities: vec![],
+        };
+        let (tx, _rx) = mpsc::channel(1);
+        let picky = hub.connect(&request(Some(filters)), tx);
+        let plan = hub.fetch_plan().unwrap();
+        assert_eq!(
+            plan.orchestrations,
+            (5, NameFilter::Only(vec!["py_orch".into()])),
+            "native names are never fetched"
+        );
+        assert_eq!(plan.activities, (0, NameFilter::Only(vec![])));
+        let (tx, _rx2) = mpsc::channel(1);
+        hub.connect(&request(None), tx);
+        let plan = hub.fetch_plan().unwrap();
+        assert_eq!(
+            plan.orchestrations,
+            (10, NameFilter::Except(vec!["Native".into()]))
+        );
+        assert_eq!(plan.activities.0, 7);
+        hub.disconnect(picky);
+        assert_eq!(hub.fetch_plan().unwrap().orchestrations.0, 5);
+    }
+
+    #[test]
+    fn tokens_are_checked_for_shape_and_kind() {
+        let hub = hub();
+        let token = hub.mint_token(Kind::Activity);
+        assert!(parse_token(&token, Kind::Activity).is_ok());
+        assert!(parse_token(&token, Kind::Orchestration).is_err());
+        assert!(parse_token("", Kind::Activity).is_err());
+        assert!(parse_token("abc.a.1", Kind::Activity).is_err());
+        assert!(parse_token("0123abcd.a.x", Kind::Activity).is_err());
+        assert!(
+            parse_token("0123abcd.a.12", Kind::Activity).is_ok(),
+            "stale but well-formed"
+        );
     }
 }
