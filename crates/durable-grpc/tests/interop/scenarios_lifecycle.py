@@ -218,6 +218,13 @@ def rewind(c):
     equal(output(completed(c, parent)), "recovered", "parent after rewinding its child")
     poll("child completed", lambda: c.get_orchestration_state(f"{key}-child").runtime_status
          == client.OrchestrationStatus.COMPLETED)
+    # A failed child that was purged is created again by the parent's rewind.
+    key = new_id("rwg")
+    parent = c.schedule_new_orchestration(rewindable_parent, input=key)
+    finished(c, parent, client.OrchestrationStatus.FAILED)
+    equal(c.purge_orchestration(f"{key}-child").deleted_instance_count, 1, "child purged")
+    c.rewind_orchestration(parent)
+    equal(output(completed(c, parent)), "recovered", "parent after re-creating its child")
 
 
 SCENARIOS = [
