@@ -132,6 +132,31 @@ pub struct TurnOutput {
 }
 
 impl TurnOutput {
+    /// A turn that only ends the execution: one `CompleteOrchestration` action with id `id`.
+    pub fn ending(
+        id: i32,
+        status: OrchestrationStatus,
+        result: Option<String>,
+        failure: Option<FailureDetails>,
+    ) -> Self {
+        TurnOutput {
+            actions: vec![Action {
+                id,
+                kind: ActionKind::CompleteOrchestration {
+                    orchestration_status: status,
+                    result,
+                    details: None,
+                    new_version: None,
+                    carryover_events: Vec::new(),
+                    failure_details: failure,
+                    tags: Tags::new(),
+                },
+            }],
+            custom_status: None,
+            cancelled_timers: Vec::new(),
+        }
+    }
+
     /// The completion action, if the turn ended the execution.
     pub fn completion(&self) -> Option<&ActionKind> {
         self.actions

@@ -264,21 +264,10 @@ fn enforce_history_limit(
         ),
     )
     .non_retriable();
+    let id = output.actions.first().map_or(1, |a| a.id);
     TurnOutput {
-        actions: vec![crate::action::Action {
-            id: output.actions.first().map_or(1, |a| a.id),
-            kind: ActionKind::CompleteOrchestration {
-                orchestration_status: OrchestrationStatus::Failed,
-                result: None,
-                details: None,
-                new_version: None,
-                carryover_events: Vec::new(),
-                failure_details: Some(details),
-                tags: Default::default(),
-            },
-        }],
         custom_status: output.custom_status,
-        cancelled_timers: Vec::new(),
+        ..TurnOutput::ending(id, OrchestrationStatus::Failed, None, Some(details))
     }
 }
 

@@ -28,7 +28,7 @@ use durable_core::work::{
 pub use error::StoreError;
 pub use faulty::{FaultCounts, Faults, FaultyStore};
 pub use memory::{MemoryStore, notify};
-pub use notify::Notifier;
+pub use notify::{Notifier, WorkListener};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 

@@ -11,7 +11,26 @@ use tokio::sync::Notify;
 pub struct Notifier {
     orchestrations: Notify,
     activities: Notify,
+    listeners: Mutex<Vec<Weak<WorkListener>>>,
     watchers: Mutex<HashMap<String, Weak<Notify>>>,
+}
+
+/// Work signals for one more dispatcher of this process (the gRPC sidecar next to a native
+/// worker): every listener receives every signal, with the same keep-if-nobody-waits rule.
+#[derive(Debug, Default)]
+pub struct WorkListener {
+    orchestrations: Notify,
+    activities: Notify,
+}
+
+impl WorkListener {
+    pub async fn wait_orchestration_work(&self) {
+        self.orchestrations.notified().await
+    }
+
+    pub async fn wait_activity_work(&self) {
+        self.activities.notified().await
+    }
 }
 
 impl Notifier {
@@ -22,10 +41,29 @@ impl Notifier {
     /// New orchestration work may be visible (now or at a later time).
     pub fn orchestration_work(&self) {
         self.orchestrations.notify_one();
+        self.each_listener(|l| l.orchestrations.notify_one());
     }
 
     pub fn activity_work(&self) {
         self.activities.notify_one();
+        self.each_listener(|l| l.activities.notify_one());
+    }
+
+    /// Registers another dispatcher for work signals; it stops receiving them when the returned
+    /// handle is dropped. The default wait methods below keep serving the native worker.
+    pub fn listen(&self) -> Arc<WorkListener> {
+        let listener = Arc::new(WorkListener::default());
+        let mut listeners = self.listeners.lock();
+        listeners.retain(|l| l.strong_count() > 0);
+        listeners.push(Arc::downgrade(&listener));
+        listener
+    }
+
+    fn each_listener(&self, signal: impl Fn(&WorkListener)) {
+        let listeners = self.listeners.lock();
+        for listener in listeners.iter().filter_map(Weak::upgrade) {
+            signal(&listener);
+        }
     }
 
     /// Waits until orchestration work is signalled. A signal sent while nobody waits is kept,
@@ -74,5 +112,43 @@ impl Notifier {
         for n in all {
             n.notify_waiters();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn every_listener_gets_every_signal() {
+        let notifier = Notifier::new();
+        let a = notifier.listen();
+        let b = notifier.listen();
+        // Sent before anybody waits: kept for each listener and for the native dispatcher.
+        notifier.orchestration_work();
+        let quick = Duration::from_millis(100);
+        tokio::time::timeout(quick, a.wait_orchestration_work())
+            .await
+            .unwrap();
+        tokio::time::timeout(quick, b.wait_orchestration_work())
+            .await
+            .unwrap();
+        tokio::time::timeout(quick, notifier.wait_orchestration_work())
+            .await
+            .unwrap();
+        drop(b);
+        notifier.activity_work();
+        tokio::time::timeout(quick, a.wait_activity_work())
+            .await
+            .unwrap();
+        assert_eq!(notifier.listeners.lock().len(), 2);
+        let _c = notifier.listen();
+        assert_eq!(
+            notifier.listeners.lock().len(),
+            2,
+            "dead listeners are pruned"
+        );
     }
 }

@@ -74,22 +74,7 @@ fn complete(
     result: Option<String>,
     failure: Option<FailureDetails>,
 ) -> TurnOutput {
-    TurnOutput {
-        actions: vec![Action {
-            id: -1,
-            kind: ActionKind::CompleteOrchestration {
-                orchestration_status: status,
-                result,
-                details: None,
-                new_version: None,
-                carryover_events: Vec::new(),
-                failure_details: failure,
-                tags: Default::default(),
-            },
-        }],
-        custom_status: None,
-        cancelled_timers: Vec::new(),
-    }
+    TurnOutput::ending(-1, status, result, failure)
 }
 
 fn fail(error_type: &str, message: String) -> TurnOutput {

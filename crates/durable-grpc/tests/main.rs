@@ -1,0 +1,8 @@
+//! The integration tests of durable-grpc (one test binary: see the style guide).
+
+mod bad_input;
+mod descriptor;
+mod examples;
+mod interop;
+mod streams;
+mod support;
