@@ -115,6 +115,14 @@ fn dispatch_turn(hub: &Arc<Hub>, item: OrchestrationItem) {
         });
         return;
     }
+    // A first turn whose start is not visible yet: give the instance back for a moment.
+    if turn.prepared.new_events.is_empty() && turn.prepared.consumed.is_empty() {
+        tokio::spawn(async move {
+            let retry = Some(std::time::Duration::from_millis(250));
+            let _ = hub.store.abandon_orchestration_item(&turn.item.lease, retry).await;
+        });
+        return;
+    }
     // Only an orchestratorStarted (or nothing) left: nothing for the worker to see.
     if turn.prepared.new_events.len() <= 1 {
         tokio::spawn(async move {
