@@ -169,3 +169,40 @@ mod tests {
         assert_eq!(raw("[1, 2]").get(), "[1, 2]");
     }
 }
+
+/// One row of an instance's timeline (`GET /instances/{id}/timeline`): what `durable history`
+/// and the dashboard show.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEntry {
+    /// The event type, e.g. `TaskCompleted`.
+    pub event: String,
+    /// The call number the event belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<i32>,
+    /// The orchestration, activity, timer or event name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub time: chrono::DateTime<chrono::Utc>,
+    /// For results: milliseconds since the task was scheduled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+    /// The payload or failure message, shortened to 200 characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    pub failed: bool,
+}
+
+impl From<durable::core::timeline::TimelineRow> for TimelineEntry {
+    fn from(r: durable::core::timeline::TimelineRow) -> Self {
+        TimelineEntry {
+            event: r.event,
+            task_id: r.task_id,
+            name: r.name,
+            time: r.time,
+            duration_ms: r.duration_ms,
+            result: r.result,
+            failed: r.failed,
+        }
+    }
+}

@@ -5,7 +5,7 @@ use utoipa::OpenApi;
 
 use crate::check_status::CheckStatus;
 use crate::error::ErrorBody;
-use crate::model::{Health, InstanceStatus, PurgeResult};
+use crate::model::{Health, InstanceStatus, PurgeResult, TimelineEntry};
 use crate::routes::{instances, manage, purge, start};
 
 #[derive(OpenApi)]
@@ -24,6 +24,7 @@ use crate::routes::{instances, manage, purge, start};
         instances::status,
         instances::status_short,
         instances::list,
+        instances::timeline,
         manage::raise_event,
         manage::terminate,
         manage::suspend,
@@ -34,7 +35,14 @@ use crate::routes::{instances, manage, purge, start};
         purge::purge_many,
         health,
     ),
-    components(schemas(CheckStatus, InstanceStatus, PurgeResult, ErrorBody, Health))
+    components(schemas(
+        CheckStatus,
+        InstanceStatus,
+        PurgeResult,
+        ErrorBody,
+        Health,
+        TimelineEntry
+    ))
 )]
 pub(crate) struct ApiDoc;
 

@@ -27,6 +27,7 @@ async fn openapi_lists_every_route_and_method() {
             format!("{hub}/instances/{{instanceId}}/raiseEvent/{{eventName}}"),
             "post",
         ),
+        (format!("{hub}/instances/{{instanceId}}/timeline"), "get"),
         (format!("{hub}/instances/{{instanceId}}/terminate"), "post"),
         (format!("{hub}/instances/{{instanceId}}/suspend"), "post"),
         (format!("{hub}/instances/{{instanceId}}/resume"), "post"),

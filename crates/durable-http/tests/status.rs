@@ -162,3 +162,29 @@ async fn unknown_instances_and_bad_flags_are_refused() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_timeline_names_each_step_with_its_duration() {
+    let server = Server::start().await;
+    let id = server.start_instance("Chaining", Some(r#""start""#)).await;
+    server.wait_done(&id).await;
+    let response = server.get(&format!("{HUB}/instances/{id}/timeline")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let rows = crate::support::json(response).await;
+    let rows = rows.as_array().unwrap();
+    let completed: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["event"] == "TaskCompleted")
+        .collect();
+    let names: Vec<&str> = completed
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["F1", "F2", "F3", "F4"]);
+    assert!(completed.iter().all(|r| r["durationMs"].as_i64().is_some()));
+    assert_eq!(completed[3]["result"], "\"start,F1,F2,F3,F4\"");
+    assert_eq!(rows.last().unwrap()["event"], "ExecutionCompleted");
+
+    let missing = server.get(&format!("{HUB}/instances/ghost/timeline")).await;
+    assert_error(missing, StatusCode::NOT_FOUND, "instance_not_found").await;
+}

@@ -119,7 +119,10 @@ fn dispatch_turn(hub: &Arc<Hub>, item: OrchestrationItem) {
     if turn.prepared.new_events.is_empty() && turn.prepared.consumed.is_empty() {
         tokio::spawn(async move {
             let retry = Some(std::time::Duration::from_millis(250));
-            let _ = hub.store.abandon_orchestration_item(&turn.item.lease, retry).await;
+            let _ = hub
+                .store
+                .abandon_orchestration_item(&turn.item.lease, retry)
+                .await;
         });
         return;
     }

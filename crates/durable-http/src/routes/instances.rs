@@ -12,7 +12,7 @@ use super::filters::{CONTINUATION_HEADER, Filters, encode_token};
 use crate::check_status::{BaseUrl, accepted, instance_uri, short_status_uri};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery};
-use crate::model::InstanceStatus;
+use crate::model::{InstanceStatus, TimelineEntry};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
@@ -93,6 +93,27 @@ async fn answer(
     } else {
         accepted(location, Json(body))
     })
+}
+
+/// The history of an instance as a readable timeline: each step with its name, time, how long
+/// it took and its result.
+#[utoipa::path(
+    get,
+    path = "/runtime/webhooks/durabletask/instances/{instanceId}/timeline",
+    tag = "instances",
+    params(("instanceId" = String, Path)),
+    responses(
+        (status = 200, description = "The current execution's timeline", body = Vec<TimelineEntry>),
+        (status = 404, description = "Unknown instance", body = ErrorBody),
+    )
+)]
+pub(crate) async fn timeline(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Vec<TimelineEntry>>, ApiError> {
+    let history = state.client.history(&id).await?;
+    let rows = durable::core::timeline::timeline(&history);
+    Ok(Json(rows.into_iter().map(TimelineEntry::from).collect()))
 }
 
 /// Instances matching the filters, oldest first, one page at a time. When more pages exist the

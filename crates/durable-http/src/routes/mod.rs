@@ -39,6 +39,7 @@ pub(crate) fn api(state: AppState) -> Router {
             "/instances/{instanceId}/raiseEvent/{eventName}",
             post(manage::raise_event),
         )
+        .route("/instances/{instanceId}/timeline", get(instances::timeline))
         .route("/instances/{instanceId}/terminate", post(manage::terminate))
         .route("/instances/{instanceId}/suspend", post(manage::suspend))
         .route("/instances/{instanceId}/resume", post(manage::resume))

@@ -69,7 +69,7 @@ pub(crate) fn turn_committed(
         return;
     }
     match status {
-        RuntimeStatus::Completed => step!(info, item, "completed", -1, "orchestration completed"),
+        RuntimeStatus::Completed => step!(debug, item, "completed", -1, "orchestration completed"),
         RuntimeStatus::Failed => {
             let reason = commit
                 .instance

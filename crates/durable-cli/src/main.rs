@@ -1,0 +1,293 @@
+//! `durable`: run the engine (`durable serve`) and manage instances from a terminal.
+
+mod api;
+mod commands;
+mod render;
+mod serve;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::api::{Api, Filters};
+use crate::commands::{Ctx, Outcome};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "durable",
+    version,
+    about = "Durable functions: run the engine and manage its instances"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+/// Options of the client subcommands.
+#[derive(Args, Debug)]
+struct Remote {
+    /// The server's HTTP address.
+    #[arg(
+        long,
+        global = true,
+        env = "DURABLE_URL",
+        default_value = "http://127.0.0.1:7071"
+    )]
+    url: String,
+    /// API key of the server (sent as a bearer token).
+    #[arg(long, global = true, env = "DURABLE_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the engine with the HTTP API and the gRPC sidecar.
+    Serve {
+        /// HTTP listen address.
+        #[arg(long, default_value = "127.0.0.1:7071")]
+        http: String,
+        /// gRPC (Durable Task sidecar) listen address, or `off`.
+        #[arg(long, default_value = "127.0.0.1:4001")]
+        grpc: String,
+        /// Store URL: sqlite://FILE (add ?sync=normal to trade durability for speed),
+        /// sqlite::memory: for a throwaway run.
+        #[arg(long, env = "DURABLE_STORE", default_value = "sqlite://durable.db")]
+        store: String,
+        /// Register the sample orchestrations (Chaining, FanOutFanIn, DoWork, Counter, Approval).
+        #[arg(long)]
+        samples: bool,
+        /// Serve on non-loopback addresses without an API key.
+        #[arg(long)]
+        insecure: bool,
+        /// Log format.
+        #[arg(long, value_enum, default_value = "pretty")]
+        log_format: LogFormat,
+    },
+    /// Start an orchestration; prints its instance id.
+    Start {
+        name: String,
+        /// Input as JSON (a bare word is taken as a string).
+        #[arg(long)]
+        input: Option<String>,
+        /// Instance id (generated if omitted).
+        #[arg(long)]
+        id: Option<String>,
+        /// Wait for the instance to finish and print its status.
+        #[arg(long)]
+        wait: bool,
+        /// Longest wait, in seconds.
+        #[arg(long, default_value = "300")]
+        timeout: u64,
+    },
+    /// Show an instance's status.
+    Status { id: String },
+    /// List instances.
+    List {
+        /// Statuses, comma-separated (e.g. Running,Pending).
+        #[arg(long)]
+        status: Option<String>,
+        /// Instance id prefix.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Created at or after (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Created before (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+        /// Page size.
+        #[arg(long, default_value = "50")]
+        top: usize,
+        /// Follow continuation tokens to the end.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show an instance's history as a timeline.
+    History { id: String },
+    /// Raise an external event.
+    Raise {
+        id: String,
+        event: String,
+        /// Event data as JSON (a bare word is taken as a string).
+        data: Option<String>,
+    },
+    /// Terminate a running instance.
+    Terminate {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Suspend a running instance.
+    Suspend {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Resume a suspended instance.
+    Resume {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Re-run a failed instance from its failed tasks.
+    Rewind {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Run a finished instance again with the same input.
+    Restart {
+        id: String,
+        /// Give the new run a new instance id.
+        #[arg(long)]
+        new_id: bool,
+    },
+    /// Delete finished instances and their history: one by id, or by filter.
+    Purge {
+        id: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        /// Purge every finished instance.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(cli: Cli) -> Result<Outcome> {
+    let remote = cli.remote;
+    let ctx = || -> Result<Ctx> {
+        Ok(Ctx {
+            api: Api::new(&remote.url, remote.api_key.clone())?,
+            json: remote.json,
+        })
+    };
+    match cli.command {
+        Command::Serve {
+            http,
+            grpc,
+            store,
+            samples,
+            insecure,
+            log_format,
+        } => {
+            init_logging(log_format);
+            let grpc = (!grpc.eq_ignore_ascii_case("off")).then_some(grpc);
+            let args = serve::ServeArgs {
+                http,
+                grpc,
+                store,
+                samples,
+                api_key: remote.api_key.clone(),
+                insecure,
+            };
+            serve::run(args).await?;
+            Ok(Outcome::Ok)
+        }
+        Command::Start {
+            name,
+            input,
+            id,
+            wait,
+            timeout,
+        } => {
+            commands::start(
+                &ctx()?,
+                &name,
+                id.as_deref(),
+                input,
+                wait,
+                Duration::from_secs(timeout),
+            )
+            .await
+        }
+        Command::Status { id } => commands::status(&ctx()?, &id).await,
+        Command::List {
+            status,
+            prefix,
+            from,
+            to,
+            top,
+            all,
+        } => {
+            let filters = Filters {
+                statuses: status,
+                prefix,
+                from,
+                to,
+            };
+            commands::list(&ctx()?, &filters, top, all).await
+        }
+        Command::History { id } => commands::history(&ctx()?, &id).await,
+        Command::Raise { id, event, data } => commands::raise(&ctx()?, &id, &event, data).await,
+        Command::Terminate { id, reason } => {
+            commands::act(&ctx()?, &id, "terminate", reason.as_deref()).await
+        }
+        Command::Suspend { id, reason } => {
+            commands::act(&ctx()?, &id, "suspend", reason.as_deref()).await
+        }
+        Command::Resume { id, reason } => {
+            commands::act(&ctx()?, &id, "resume", reason.as_deref()).await
+        }
+        Command::Rewind { id, reason } => {
+            commands::act(&ctx()?, &id, "rewind", reason.as_deref()).await
+        }
+        Command::Restart { id, new_id } => commands::restart(&ctx()?, &id, new_id).await,
+        Command::Purge {
+            id,
+            status,
+            from,
+            to,
+            all,
+        } => {
+            let filters = Filters {
+                statuses: status,
+                prefix: None,
+                from,
+                to,
+            };
+            commands::purge(&ctx()?, id.as_deref(), &filters, all).await
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::InstanceFailed) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! `durable serve`: the engine, the HTTP API and the gRPC sidecar in one process.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use durable::{Registry, Worker, WorkerOptions};
+use durable_grpc::{Sidecar, SidecarOptions};
+use durable_http::{ApiOptions, OrchestrationCatalog};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone)]
+pub struct ServeArgs {
+    pub http: String,
+    /// `None` turns the gRPC sidecar off.
+    pub grpc: Option<String>,
+    pub store: String,
+    pub samples: bool,
+    pub api_key: Option<String>,
+    pub insecure: bool,
+}
+
+fn resolve(what: &str, addr: &str) -> Result<SocketAddr> {
+    addr.to_socket_addrs()
+        .with_context(|| format!("{what} address '{addr}' is not HOST:PORT"))?
+        .next()
+        .with_context(|| format!("{what} address '{addr}' resolves to nothing"))
+}
+
+/// Without an API key, only loopback addresses are served, unless `--insecure` says otherwise.
+fn guard_exposure(addrs: &[(&str, SocketAddr)], args: &ServeArgs) -> Result<()> {
+    if args.api_key.is_some() || args.insecure {
+        return Ok(());
+    }
+    for (what, addr) in addrs {
+        if !addr.ip().is_loopback() {
+            bail!(
+                "refusing to serve {what} on {addr} without an API key: anyone who can reach it could \
+                 start and terminate instances. Set --api-key (or DURABLE_API_KEY), or pass --insecure"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Start requests may name the native orchestrations, or anything while a gRPC worker (whose
+/// names the server cannot know) is connected.
+struct Catalog {
+    registry: Registry,
+    sidecar: Option<Sidecar>,
+}
+
+impl OrchestrationCatalog for Catalog {
+    fn known(&self) -> Option<Vec<String>> {
+        if self.sidecar.as_ref().is_some_and(Sidecar::has_workers) {
+            return None;
+        }
+        Some(
+            self.registry
+                .orchestration_names()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        )
+    }
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+async fn signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let http_addr = resolve("HTTP", &args.http)?;
+    let grpc_addr = args
+        .grpc
+        .as_deref()
+        .map(|a| resolve("gRPC", a))
+        .transpose()?;
+    let mut exposed = vec![("the HTTP API", http_addr)];
+    exposed.extend(grpc_addr.map(|a| ("gRPC", a)));
+    guard_exposure(&exposed, &args)?;
+
+    let store = durable::connect(&args.store)
+        .await
+        .with_context(|| format!("cannot open the store '{}'", args.store))?;
+    let registry = if args.samples {
+        durable_samples::registry()
+    } else {
+        Registry::new()
+    };
+    let options = WorkerOptions {
+        only_registered: grpc_addr.is_some(),
+        ..Default::default()
+    };
+    let worker = Worker::builder(store.clone())
+        .registry(&registry)
+        .options(options)
+        .start();
+    let sidecar = grpc_addr.map(|_| {
+        let options = SidecarOptions {
+            api_key: args.api_key.clone(),
+            ..Default::default()
+        };
+        Sidecar::new(store.clone(), &registry, options)
+    });
+    let catalog = Arc::new(Catalog {
+        registry: registry.clone(),
+        sidecar: sidecar.clone(),
+    });
+    let api = ApiOptions {
+        api_key: args.api_key.clone(),
+        ..Default::default()
+    };
+    let app = durable_http::router(worker.client(), catalog, api);
+
+    let http_listener = TcpListener::bind(http_addr)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {http_addr}"))?;
+    let grpc_listener = match grpc_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for gRPC on {addr}"))?,
+        ),
+        None => None,
+    };
+
+    eprintln!("durable serve");
+    eprintln!("  store      {}", store.describe());
+    eprintln!("  HTTP API   http://{}", http_listener.local_addr()?);
+    match &grpc_listener {
+        Some(l) => eprintln!(
+            "  gRPC       {} (Durable Task sidecar protocol)",
+            l.local_addr()?
+        ),
+        None => eprintln!("  gRPC       off"),
+    }
+    if args.samples {
+        eprintln!(
+            "  samples    {}",
+            durable_samples::ORCHESTRATIONS.join(", ")
+        );
+    }
+    eprintln!(
+        "  auth       {}",
+        if args.api_key.is_some() {
+            "API key required"
+        } else {
+            "none (loopback only)"
+        }
+    );
+    tracing::info!(http = %http_addr, grpc = ?grpc_addr, store = %store.describe(), "durable serve started");
+
+    let (stop, stop_rx) = watch::channel(false);
+    let http = tokio::spawn(
+        axum::serve(http_listener, app.into_make_service())
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
+    );
+    let grpc = match (sidecar, grpc_listener) {
+        (Some(sidecar), Some(listener)) => {
+            Some(tokio::spawn(sidecar.serve(listener, stopped(stop_rx))))
+        }
+        _ => None,
+    };
+
+    signal().await;
+    eprintln!("durable serve: shutting down (finishing running work, releasing leases)");
+    let _ = stop.send(true);
+    if let Err(e) = http.await? {
+        tracing::warn!(error = %e, "HTTP server ended with an error");
+    }
+    if let Some(grpc) = grpc
+        && let Err(e) = grpc.await?
+    {
+        tracing::warn!(error = %e, "gRPC server ended with an error");
+    }
+    worker.shutdown().await;
+    eprintln!("durable serve: stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(key: Option<&str>, insecure: bool) -> ServeArgs {
+        ServeArgs {
+            http: "0.0.0.0:7071".into(),
+            grpc: None,
+            store: "sqlite::memory:".into(),
+            samples: false,
+            api_key: key.map(String::from),
+            insecure,
+        }
+    }
+
+    #[test]
+    fn public_addresses_need_a_key_or_insecure() {
+        let public = [("HTTP", "0.0.0.0:7071".parse().unwrap())];
+        let local = [("HTTP", "127.0.0.1:7071".parse().unwrap())];
+        let err = guard_exposure(&public, &args(None, false)).unwrap_err();
+        assert!(err.to_string().contains("--api-key"), "{err}");
+        assert!(guard_exposure(&public, &args(Some("k"), false)).is_ok());
+        assert!(guard_exposure(&public, &args(None, true)).is_ok());
+        assert!(guard_exposure(&local, &args(None, false)).is_ok());
+    }
+}
