@@ -24,7 +24,7 @@ pub struct Report {
 }
 
 /// The `q`-quantile (0..=1) of `samples` in milliseconds.
-pub fn quantile(samples: &mut [f64], q: f64) -> f64 {
+pub(crate) fn quantile(samples: &mut [f64], q: f64) -> f64 {
     if samples.is_empty() {
         return 0.0;
     }

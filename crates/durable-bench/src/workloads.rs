@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use durable::prelude::*;
-use durable::{EventKind, HistoryEvent, SharedStore, StartRequest, WorkerOptions};
+use durable::{EventKind, HistoryEvent, Registry, SharedStore, StartRequest, WorkerOptions};
 use futures::stream::{self, StreamExt};
 use serde_json::json;
 
@@ -22,10 +22,11 @@ pub enum Workload {
     History,
     Idle,
     Timers,
+    Http,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 7] = [
+    pub const ALL: [Workload; 8] = [
         Workload::Sequence,
         Workload::Fanout,
         Workload::Latency,
@@ -33,6 +34,7 @@ impl Workload {
         Workload::History,
         Workload::Idle,
         Workload::Timers,
+        Workload::Http,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +46,7 @@ impl Workload {
             Workload::History => "history",
             Workload::Idle => "idle",
             Workload::Timers => "timers",
+            Workload::Http => "http",
         }
     }
 
@@ -57,6 +60,7 @@ impl Workload {
             Workload::History => 10_000,
             Workload::Idle => 100_000,
             Workload::Timers => 10_000,
+            Workload::Http => 200,
         }
     }
 
@@ -97,11 +101,12 @@ async fn noop(_: ActivityContext, x: u64) -> Result<u64, Error> {
     Ok(x)
 }
 
-fn worker(store: &SharedStore) -> Worker {
-    Worker::builder(store.clone())
-        .options(options())
-        .activity("Noop", noop)
-        .orchestration(
+/// Every orchestration and activity the workloads use (also run by `durable bench` workers in
+/// other processes).
+pub fn registry() -> Registry {
+    let mut r = Registry::new();
+    r.add_activity("Noop", noop)
+        .add_orchestration(
             "Sequence",
             |ctx: OrchestrationContext, steps: u32| async move {
                 let mut x = 0u64;
@@ -111,7 +116,7 @@ fn worker(store: &SharedStore) -> Worker {
                 Ok::<_, Error>(x)
             },
         )
-        .orchestration("Fanout", |ctx: OrchestrationContext, n: u64| async move {
+        .add_orchestration("Fanout", |ctx: OrchestrationContext, n: u64| async move {
             let calls = (0..n).map(|i| ctx.call_activity::<_, u64>("Noop", i));
             let mut sum = 0u64;
             for r in futures::future::join_all(calls).await {
@@ -119,24 +124,34 @@ fn worker(store: &SharedStore) -> Worker {
             }
             Ok::<_, Error>(sum)
         })
-        .orchestration("Events", |ctx: OrchestrationContext, n: u64| async move {
+        .add_orchestration("Events", |ctx: OrchestrationContext, n: u64| async move {
             for _ in 0..n {
                 let _: u64 = ctx.wait_for_event("e").await?;
             }
             Ok::<_, Error>(n)
         })
-        .orchestration("Idle", |ctx: OrchestrationContext, _: ()| async move {
+        .add_orchestration("Idle", |ctx: OrchestrationContext, _: ()| async move {
             let _: () = ctx.wait_for_event("never").await?;
             Ok::<_, Error>(())
         })
-        .orchestration("Timer", |ctx: OrchestrationContext, ms: u64| async move {
+        .add_orchestration("Timer", |ctx: OrchestrationContext, ms: u64| async move {
             ctx.sleep(Duration::from_millis(ms)).await;
             Ok::<_, Error>(())
         })
+        .add_orchestration("OneStep", |ctx: OrchestrationContext, x: u64| async move {
+            Ok::<_, Error>(ctx.call_activity::<_, u64>("Noop", x).await?)
+        });
+    r
+}
+
+fn worker(store: &SharedStore) -> Worker {
+    Worker::builder(store.clone())
+        .options(options())
+        .registry(&registry())
         .start()
 }
 
-fn report(
+pub(crate) fn report(
     workload: Workload,
     store: &SharedStore,
     opts: &Options,
@@ -195,6 +210,7 @@ pub async fn run(
         Workload::History => history(&client, &store, opts, n, &worker).await,
         Workload::Idle => idle(&client, &store, opts, n).await,
         Workload::Timers => timers(&client, &store, opts, n).await,
+        Workload::Http => crate::http::run(&worker, &store, opts, n).await,
     };
     worker.shutdown().await;
     result

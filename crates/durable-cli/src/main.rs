@@ -1,6 +1,7 @@
 //! `durable`: run the engine (`durable serve`) and manage instances from a terminal.
 
 mod api;
+mod bench;
 mod commands;
 mod render;
 mod serve;
@@ -155,6 +156,31 @@ enum Command {
         #[arg(long)]
         new_id: bool,
     },
+    /// Run benchmark workloads and print their figures.
+    Bench {
+        /// Workloads to run (default: all): sequence, fanout, latency, events, history, idle,
+        /// timers, http.
+        workloads: Vec<String>,
+        /// Size N of each workload (default: each workload's own).
+        #[arg(long)]
+        size: Option<u64>,
+        /// `sqlite` (a fresh file per workload) or a postgres:// URL (a fresh schema per
+        /// workload).
+        #[arg(long, default_value = "sqlite")]
+        store: String,
+        /// SQLite durability: full (flush every commit), normal or off.
+        #[arg(long, default_value = "full")]
+        sync: durable_sqlite::Synchronous,
+        /// Worker processes sharing the PostgreSQL store (this one included).
+        #[arg(long, default_value = "1")]
+        workers: usize,
+    },
+    /// A worker running the benchmark orchestrations (started by `durable bench --workers`).
+    #[command(hide = true)]
+    BenchWorker {
+        #[arg(long)]
+        store: String,
+    },
     /// Delete finished instances and their history: one by id, or by filter.
     Purge {
         id: Option<String>,
@@ -228,6 +254,29 @@ async fn run(cli: Cli) -> Result<Outcome> {
                 Duration::from_secs(timeout),
             )
             .await
+        }
+        Command::Bench {
+            workloads,
+            size,
+            store,
+            sync,
+            workers,
+        } => {
+            let args = bench::BenchArgs {
+                workloads,
+                size,
+                store,
+                sync,
+                workers,
+                json: remote.json,
+            };
+            bench::run(args).await?;
+            Ok(Outcome::Ok)
+        }
+        Command::BenchWorker { store } => {
+            init_logging(LogFormat::Pretty);
+            bench::worker(&store).await?;
+            Ok(Outcome::Ok)
         }
         Command::Status { id } => commands::status(&ctx()?, &id).await,
         Command::List {
