@@ -104,8 +104,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     } else {
         Registry::new()
     };
+    let spans = durable_otel::from_env().context("cannot set up OpenTelemetry export")?;
     let options = WorkerOptions {
         only_registered: grpc_addr.is_some(),
+        spans: spans
+            .clone()
+            .map(|s| s as Arc<dyn durable::spans::SpanExporter>),
         ..Default::default()
     };
     let worker = Worker::builder(store.clone())
@@ -192,6 +196,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         tracing::warn!(error = %e, "gRPC server ended with an error");
     }
     worker.shutdown().await;
+    if let Some(spans) = spans {
+        spans.shutdown();
+    }
     eprintln!("durable serve: stopped");
     Ok(())
 }

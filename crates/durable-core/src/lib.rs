@@ -14,6 +14,7 @@ pub mod registry;
 pub mod replay;
 pub mod status;
 pub mod timeline;
+pub mod trace;
 pub mod turn;
 pub mod work;
 

@@ -35,6 +35,7 @@ pub(crate) async fn start(
     request.version = r.version;
     request.scheduled_start_at = opt_datetime(r.scheduled_start_timestamp.as_ref())?;
     request.tags = tags_from_proto(r.tags);
+    request.trace_context = r.parent_trace_context.map(crate::convert::trace_from_proto);
     // Without a reuse policy an existing id is refused whatever its status (protocol rule).
     request.if_exists = match r.orchestration_id_reuse_policy {
         None => IfExists::Fail,

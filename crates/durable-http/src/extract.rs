@@ -132,6 +132,26 @@ fn parse(bytes: &[u8]) -> Result<Option<String>, ApiError> {
     Ok((text != "null").then(|| text.to_string()))
 }
 
+/// The W3C `traceparent` (and `tracestate`) of the request, when valid: an orchestration started
+/// by it runs in the caller's trace. An invalid header is ignored, as the W3C spec asks.
+pub(crate) struct TraceParent(pub Option<durable::core::TraceContext>);
+
+impl<S: Send + Sync> FromRequestParts<S> for TraceParent {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let context = header("traceparent")
+            .and_then(durable::core::trace::SpanRef::parse)
+            .map(|span| {
+                let mut context = span.to_context();
+                context.trace_state = header("tracestate").map(str::to_string);
+                context
+            });
+        Ok(TraceParent(context))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

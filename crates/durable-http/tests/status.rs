@@ -188,3 +188,42 @@ async fn the_timeline_names_each_step_with_its_duration() {
     let missing = server.get(&format!("{HUB}/instances/ghost/timeline")).await;
     assert_error(missing, StatusCode::NOT_FOUND, "instance_not_found").await;
 }
+
+#[tokio::test]
+async fn a_traceparent_header_puts_the_instance_in_the_callers_trace() {
+    let server = Server::start().await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let response = reqwest::Client::new()
+        .post(server.url(&format!("{HUB}/orchestrators/Chaining/traced")))
+        .header("content-type", "application/json")
+        .header("traceparent", traceparent)
+        .body(r#""t""#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    server.wait_done("traced").await;
+    let (_, body) = server.status("traced", "?showHistory=true").await;
+    let started = body["historyEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["eventType"] == "ExecutionStarted")
+        .unwrap()
+        .clone();
+    assert_eq!(started["parentTraceContext"]["traceParent"], traceparent);
+    let scheduled = body["historyEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["eventType"] == "TaskScheduled")
+        .unwrap()
+        .clone();
+    let child = scheduled["parentTraceContext"]["traceParent"]
+        .as_str()
+        .unwrap();
+    assert!(
+        child.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "same trace: {child}"
+    );
+}

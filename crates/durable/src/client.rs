@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use durable_core::ErrorCode;
-use durable_core::event::{EventKind, HistoryEvent, Tags};
+use durable_core::event::{EventKind, HistoryEvent, Tags, TraceContext};
 use durable_core::ids::{new_instance_id, validate_instance_id};
 use durable_core::instance::{
     IfExists, InstanceQuery, InstanceState, NewInstance, Page, PurgeFilter,
@@ -106,6 +106,8 @@ pub struct StartRequest {
     pub scheduled_start_at: Option<DateTime<Utc>>,
     pub tags: Tags,
     pub if_exists: IfExists,
+    /// The W3C trace context the orchestration runs in (its span becomes a child of it).
+    pub trace_context: Option<TraceContext>,
 }
 
 impl StartRequest {
@@ -118,7 +120,14 @@ impl StartRequest {
             scheduled_start_at: None,
             tags: Tags::new(),
             if_exists: IfExists::replace_terminal(),
+            trace_context: None,
         }
+    }
+
+    /// Runs the orchestration in this trace (e.g. from an incoming `traceparent` header).
+    pub fn trace_context(mut self, context: TraceContext) -> Self {
+        self.trace_context = Some(context);
+        self
     }
 
     pub fn instance_id(mut self, id: impl Into<String>) -> Self {
@@ -236,6 +245,7 @@ impl Client {
         new.scheduled_start_at = request.scheduled_start_at;
         new.tags = request.tags;
         new.if_exists = request.if_exists;
+        new.trace_context = request.trace_context;
         self.store.create_instance(new).await?;
         Ok(instance_id)
     }

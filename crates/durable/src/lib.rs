@@ -30,6 +30,7 @@
 //! ```
 
 mod client;
+pub mod spans;
 mod store;
 mod worker;
 

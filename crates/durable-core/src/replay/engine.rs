@@ -132,6 +132,17 @@ impl Replayer {
         self.take_output()
     }
 
+    /// When the execution started and the trace context it was started in, once its
+    /// `ExecutionStarted` has been seen.
+    pub fn execution_start(
+        &self,
+    ) -> Option<(
+        chrono::DateTime<chrono::Utc>,
+        Option<crate::event::TraceContext>,
+    )> {
+        self.state.lock().started.clone()
+    }
+
     /// True once the execution has ended (returned, failed, terminated or continued as new).
     pub fn is_finished(&self) -> bool {
         self.ending.is_some()
@@ -158,6 +169,7 @@ impl Replayer {
                 input,
                 parent_instance,
                 orchestration_instance,
+                parent_trace_context,
                 ..
             } => {
                 if self.future.is_some() {
@@ -170,6 +182,7 @@ impl Replayer {
                     }
                     s.name = name.clone();
                     s.version = version.clone();
+                    s.started = Some((event.timestamp, parent_trace_context.clone()));
                     s.parent = parent_instance.clone();
                     if let Some(exec) = &orchestration_instance.execution_id {
                         s.execution_id = exec.clone();

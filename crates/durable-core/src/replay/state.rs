@@ -65,6 +65,8 @@ pub(crate) struct State {
     pub timers: HashMap<i32, DateTime<Utc>>,
     /// The most recent call the code made, for error messages.
     pub last_call: Option<(i32, String)>,
+    /// When the execution started, and the trace context it was started in.
+    pub started: Option<(DateTime<Utc>, Option<crate::event::TraceContext>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +97,7 @@ impl State {
             cancelled_timers: Vec::new(),
             timers: HashMap::new(),
             last_call: None,
+            started: None,
         }
     }
 

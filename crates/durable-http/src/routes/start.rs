@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::AppState;
 use crate::check_status::{BaseUrl, CheckStatus, short_status_uri};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiPath, JsonBody};
+use crate::extract::{ApiPath, JsonBody, TraceParent};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -37,10 +37,13 @@ pub(crate) struct StartPath {
 pub(crate) async fn start(
     State(state): State<AppState>,
     base: BaseUrl,
+    trace: TraceParent,
     ApiPath(path): ApiPath<StartPath>,
     JsonBody(input): JsonBody,
 ) -> Result<Response, ApiError> {
-    Ok(run(&state, &base, path, input).await?.into_response())
+    Ok(run(&state, &base, path, input, trace.0)
+        .await?
+        .into_response())
 }
 
 /// Start an orchestration under an explicit instance id.
@@ -61,10 +64,11 @@ pub(crate) async fn start(
 pub(crate) async fn start_with_id(
     state: State<AppState>,
     base: BaseUrl,
+    trace: TraceParent,
     path: ApiPath<StartPath>,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    start(state, base, path, body).await
+    start(state, base, trace, path, body).await
 }
 
 /// The seed's short form: `POST /orchestrators/{name}`. `Location` (and `statusQueryGetUri`)
@@ -80,10 +84,11 @@ pub(crate) async fn start_with_id(
 pub(crate) async fn start_short(
     State(state): State<AppState>,
     base: BaseUrl,
+    trace: TraceParent,
     ApiPath(path): ApiPath<StartPath>,
     JsonBody(input): JsonBody,
 ) -> Result<Response, ApiError> {
-    let mut check = run(&state, &base, path, input).await?;
+    let mut check = run(&state, &base, path, input, trace.0).await?;
     check.status_query_get_uri = short_status_uri(&base.0, &check.id);
     Ok(check.into_response())
 }
@@ -93,6 +98,7 @@ async fn run(
     base: &BaseUrl,
     path: StartPath,
     input: Option<String>,
+    trace: Option<durable::core::TraceContext>,
 ) -> Result<CheckStatus, ApiError> {
     if let Some(mut known) = state.catalog.known()
         && !known.contains(&path.name)
@@ -103,6 +109,7 @@ async fn run(
     let mut request = StartRequest::new(path.name);
     request.input = input;
     request.instance_id = path.instance_id;
+    request.trace_context = trace;
     let id = state.client.start_with(request).await?;
     Ok(CheckStatus::new(&base.0, &id))
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use durable_core::failure::FailureDetails;
 use durable_core::metrics;
 use durable_core::registry::ActivityContext;
+use durable_core::trace::{self, SpanRef};
 use durable_core::work::{ActivityItem, ActivityResult};
 use durable_store::StoreError;
 use futures::FutureExt;
@@ -175,6 +176,9 @@ async fn execute(
             .non_retriable(),
         )
     };
+    if let Some(exporter) = &shared.options.spans {
+        exporter.export(activity_span(&item, &result, began.elapsed()));
+    }
     let m = metrics::global();
     m.activity_seconds.observe_duration(began.elapsed());
     let (counter, event) = match &result {
@@ -204,5 +208,39 @@ async fn execute(
                 .abandon_activity_item(&item.lease, Some(Duration::from_secs(1)))
                 .await;
         }
+    }
+}
+
+/// The span of one activity run, a child of the span that scheduled it.
+fn activity_span(
+    item: &ActivityItem,
+    result: &ActivityResult,
+    took: Duration,
+) -> crate::spans::FinishedSpan {
+    let a = &item.activity;
+    let parent = a.trace_context.as_ref().and_then(SpanRef::from_context);
+    let end = std::time::SystemTime::now();
+    crate::spans::FinishedSpan {
+        span: SpanRef {
+            trace_id: parent.map_or_else(
+                || trace::execution_trace_id(&a.instance_id, &a.execution_id),
+                |p| p.trace_id,
+            ),
+            span_id: trace::random_span_id(),
+            sampled: parent.is_none_or(|p| p.sampled),
+        },
+        parent_span_id: parent.map(|p| p.span_id),
+        name: format!("activity {}", a.name),
+        start: end - took,
+        end,
+        attributes: vec![
+            ("durable.instance_id", a.instance_id.clone()),
+            ("durable.task_id", a.task_id.to_string()),
+            ("durable.delivery", item.delivery_count.to_string()),
+        ],
+        error: match result {
+            ActivityResult::Failed(f) => Some(f.to_string()),
+            ActivityResult::Completed(_) => None,
+        },
     }
 }

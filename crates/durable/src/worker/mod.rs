@@ -57,6 +57,8 @@ pub struct WorkerOptions {
     /// [`UnknownOrchestrations::Leave`].
     pub only_registered: bool,
     pub limits: PlanLimits,
+    /// Where to report a span per finished execution and per activity run (off by default).
+    pub spans: Option<Arc<dyn crate::spans::SpanExporter>>,
 }
 
 impl Default for WorkerOptions {
@@ -72,6 +74,7 @@ impl Default for WorkerOptions {
             unknown_orchestrations: UnknownOrchestrations::Fail,
             only_registered: false,
             limits: PlanLimits::default(),
+            spans: None,
         }
     }
 }

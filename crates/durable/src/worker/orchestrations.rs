@@ -16,6 +16,9 @@ use durable_store::StoreError;
 use tokio::sync::{Semaphore, watch};
 
 use durable_core::metrics;
+use durable_core::trace::{self, SpanRef};
+
+use crate::spans::FinishedSpan;
 
 use super::cache::Live;
 use super::lifecycle;
@@ -87,6 +90,7 @@ struct Ran {
     output: TurnOutput,
     live: Option<Replayer>,
     rewind_children: Vec<String>,
+    span: Option<ExecutionSpan>,
 }
 
 impl Ran {
@@ -95,7 +99,80 @@ impl Ran {
             output,
             live: None,
             rewind_children: Vec::new(),
+            span: None,
         }
+    }
+}
+
+/// The span of the execution a turn ran in: its id is derived from the instance and
+/// execution, so every process and every replay agree on it.
+struct ExecutionSpan {
+    span: SpanRef,
+    parent: Option<[u8; 8]>,
+    start: chrono::DateTime<Utc>,
+}
+
+impl ExecutionSpan {
+    fn of(replayer: &Replayer, instance_id: &str, execution_id: &str) -> Option<Self> {
+        let (start, context) = replayer.execution_start()?;
+        let parent = context.as_ref().and_then(SpanRef::from_context);
+        let span = SpanRef {
+            trace_id: parent.map_or_else(
+                || trace::execution_trace_id(instance_id, execution_id),
+                |p| p.trace_id,
+            ),
+            span_id: trace::execution_span_id(instance_id, execution_id),
+            sampled: parent.is_none_or(|p| p.sampled),
+        };
+        Some(ExecutionSpan {
+            span,
+            parent: parent.map(|p| p.span_id),
+            start,
+        })
+    }
+
+    /// Calls this turn schedules carry the execution's span as their parent.
+    fn stamp(&self, output: &mut TurnOutput) {
+        for action in &mut output.actions {
+            match &mut action.kind {
+                ActionKind::ScheduleTask {
+                    parent_trace_context,
+                    ..
+                }
+                | ActionKind::CreateSubOrchestration {
+                    parent_trace_context,
+                    ..
+                } if parent_trace_context.is_none() => {
+                    *parent_trace_context = Some(self.span.to_context());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn finish(
+        self,
+        shared: &Shared,
+        item: &OrchestrationItem,
+        update: &durable_core::work::InstanceUpdate,
+    ) {
+        let Some(exporter) = &shared.options.spans else {
+            return;
+        };
+        let inst = &item.instance;
+        exporter.export(FinishedSpan {
+            span: self.span,
+            parent_span_id: self.parent,
+            name: format!("orchestration {}", inst.name),
+            start: self.start.into(),
+            end: std::time::SystemTime::now(),
+            attributes: vec![
+                ("durable.instance_id", inst.instance_id.clone()),
+                ("durable.execution_id", inst.execution_id.clone()),
+                ("durable.status", update.status.to_string()),
+            ],
+            error: update.failure.as_ref().map(|f| f.to_string()),
+        });
     }
 }
 
@@ -117,7 +194,7 @@ async fn process(shared: &Shared, item: OrchestrationItem) {
         return;
     }
     let commit = if prepared.new_events.is_empty() {
-        Ok((consume_only(&item, &prepared), None, Vec::new()))
+        Ok((consume_only(&item, &prepared), None, Vec::new(), None))
     } else {
         match run_turn(shared, &item, &prepared.new_events).await {
             Err(e) => Err(e),
@@ -132,13 +209,13 @@ async fn process(shared: &Shared, item: OrchestrationItem) {
                         plan_turn(&item, &prepared, output, now, shared.options.limits)
                     });
                 match planned {
-                    Ok(commit) => Ok((commit, ran.live, ran.rewind_children)),
+                    Ok(commit) => Ok((commit, ran.live, ran.rewind_children, ran.span)),
                     Err(e) => Err(StoreError::Internal(e.to_string())),
                 }
             }
         }
     };
-    let (commit, live, rewind_children) = match commit {
+    let (commit, live, rewind_children, span) = match commit {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(instance_id = %id, error = %e, "turn not run; releasing the instance");
@@ -156,6 +233,8 @@ async fn process(shared: &Shared, item: OrchestrationItem) {
     };
     lifecycle::turn_committed(&item, &prepared.new_events, &commit);
     let status = commit.instance.status;
+    let ended = (status.is_terminal() || status == OrchestrationStatus::ContinuedAsNew)
+        .then(|| commit.instance.clone());
     let claim = if commit.activities.is_empty() {
         0
     } else {
@@ -181,6 +260,9 @@ async fn process(shared: &Shared, item: OrchestrationItem) {
                 shared.store.notifier().activity_work();
             }
             tracing::trace!(instance_id = %id, %status, "turn committed");
+            if let (Some(span), Some(update)) = (span, &ended) {
+                span.finish(shared, &item, update);
+            }
             if let Some(replayer) = live.filter(|r| !r.is_finished()) {
                 shared.cache.put(
                     id,
@@ -253,6 +335,7 @@ async fn run_turn(
                     output,
                     live: None,
                     rewind_children: children,
+                    span: None,
                 }));
             }
             _ => {}
@@ -299,10 +382,15 @@ async fn run_turn(
                 r
             }
         };
-    let output = replayer.run_turn(new_events);
+    let mut output = replayer.run_turn(new_events);
+    let span = ExecutionSpan::of(&replayer, &inst.instance_id, &inst.execution_id);
+    if let Some(span) = &span {
+        span.stamp(&mut output);
+    }
     Ok(Some(Ran {
         output,
         live: Some(replayer),
         rewind_children: Vec::new(),
+        span,
     }))
 }
