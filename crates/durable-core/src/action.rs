@@ -110,7 +110,31 @@ impl ActionKind {
             ActionKind::TerminateOrchestration { instance_id, .. } => {
                 format!("terminate '{instance_id}'")
             }
-            ActionKind::SendEntityMessage { .. } => "entity message".to_string(),
+            ActionKind::SendEntityMessage { event } => match event {
+                crate::event::EventKind::EntityOperationSignaled {
+                    operation,
+                    target_instance_id,
+                    ..
+                } => format!(
+                    "signal '{operation}' to {}",
+                    target_instance_id.as_deref().unwrap_or("?")
+                ),
+                crate::event::EventKind::EntityOperationCalled {
+                    operation,
+                    target_instance_id,
+                    ..
+                } => format!(
+                    "call '{operation}' on {}",
+                    target_instance_id.as_deref().unwrap_or("?")
+                ),
+                crate::event::EventKind::EntityLockRequested { lock_set, .. } => {
+                    format!("lock {}", lock_set.join(", "))
+                }
+                crate::event::EventKind::EntityUnlockSent {
+                    target_instance_id, ..
+                } => format!("unlock {}", target_instance_id.as_deref().unwrap_or("?")),
+                other => other.type_name().to_string(),
+            },
             ActionKind::RewindOrchestration { .. } => "rewind".to_string(),
         }
     }

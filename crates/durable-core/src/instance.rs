@@ -149,6 +149,9 @@ pub struct InstanceQuery {
     pub continuation_token: Option<String>,
     /// Include input and output (they can be large).
     pub fetch_payloads: bool,
+    /// `Some(false)`: orchestrations only; `Some(true)`: entities (`@name@key`) only; `None`:
+    /// both.
+    pub entities: Option<bool>,
 }
 
 /// One page of results; `continuation_token` is `Some` only when more pages exist.

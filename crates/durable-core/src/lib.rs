@@ -3,6 +3,7 @@
 
 pub mod action;
 pub mod clock;
+pub mod entity;
 pub mod error;
 pub mod event;
 pub mod failure;

@@ -470,11 +470,43 @@ impl Planner<'_> {
                 visible_at: None,
             }),
             ActionKind::RewindOrchestration { new_history } => self.rewind(new_history),
-            ActionKind::SendEntityMessage { .. } => {
-                return Err(PlanError::Unsupported("durable entities"));
-            }
+            ActionKind::SendEntityMessage { event } => self.entity_message(id, event)?,
             ActionKind::CompleteOrchestration { .. } => unreachable!("handled by plan_turn"),
         }
+        Ok(())
+    }
+
+    /// A message for an entity: recorded in history and sent (entities are created on first use).
+    fn entity_message(&mut self, id: i32, event: EventKind) -> Result<(), PlanError> {
+        let (target, visible_at) = match &event {
+            EventKind::EntityOperationSignaled {
+                target_instance_id,
+                scheduled_time,
+                ..
+            } => (target_instance_id.clone(), *scheduled_time),
+            EventKind::EntityOperationCalled {
+                target_instance_id,
+                scheduled_time,
+                ..
+            } => (target_instance_id.clone(), *scheduled_time),
+            EventKind::EntityLockRequested { lock_set, .. } => (lock_set.first().cloned(), None),
+            EventKind::EntityUnlockSent {
+                target_instance_id, ..
+            } => (target_instance_id.clone(), None),
+            _ => return Err(PlanError::Unsupported("an entity message of this kind")),
+        };
+        let target = target
+            .filter(|t| crate::entity::EntityId::is_entity(t))
+            .ok_or(PlanError::Unsupported(
+                "an entity message without an entity id",
+            ))?;
+        self.messages.push(NewMessage {
+            instance_id: target,
+            execution_id: None,
+            event: HistoryEvent::unnumbered(self.now, event.clone()),
+            visible_at,
+        });
+        self.record(id, event);
         Ok(())
     }
 

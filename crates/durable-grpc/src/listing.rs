@@ -42,6 +42,7 @@ pub(crate) async fn query(
         page_size: Some(page),
         continuation_token: token,
         fetch_payloads: q.fetch_inputs_and_outputs,
+        entities: Some(false),
     };
     let page = hub.store.query_instances(&query).await?;
     let payloads = q.fetch_inputs_and_outputs;

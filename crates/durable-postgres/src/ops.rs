@@ -28,6 +28,29 @@ const SEND: &str = concat!(
     SELECT status FROM target"
 );
 
+/// Entities come into being when first addressed: `$1` their ids, `$2` their names.
+pub(crate) const ENSURE_ENTITIES: &str = "
+    INSERT INTO {hub}.instances (instance_id, name, execution_id, status, created_at, updated_at)
+    SELECT id, name, '', 'Running', $3, $3 FROM unnest($1::text[], $2::text[]) AS e(id, name)
+    ON CONFLICT (instance_id) DO NOTHING";
+
+/// The entity ids among message targets, with their names, for [`ENSURE_ENTITIES`].
+pub(crate) fn entity_targets<'a>(
+    targets: impl Iterator<Item = &'a str>,
+) -> (Vec<String>, Vec<String>) {
+    let mut ids = Vec::new();
+    let mut names = Vec::new();
+    for target in targets {
+        if let Some(entity) = durable_core::entity::EntityId::parse(target)
+            && !ids.iter().any(|i| i == target)
+        {
+            ids.push(target.to_string());
+            names.push(entity.name);
+        }
+    }
+    (ids, names)
+}
+
 /// A terminate also makes a scheduled start visible now, so it can run before its time.
 const TERMINATE: &str = concat!(
     "WITH target AS (
@@ -56,6 +79,14 @@ pub(crate) async fn send_message(
     let m = MessageArgs::new(&message, now);
     let terminate = matches!(message.event.kind, EventKind::ExecutionTerminated { .. });
     let client = store.conn().await?;
+    let (ids, names) = entity_targets(std::iter::once(message.instance_id.as_str()));
+    if !ids.is_empty() {
+        let ensure = store.prepare(&client, ENSURE_ENTITIES).await?;
+        client
+            .execute(&ensure, &[&ids, &names, &now])
+            .await
+            .map_err(db)?;
+    }
     let statement = store
         .prepare(&client, if terminate { TERMINATE } else { SEND })
         .await?;

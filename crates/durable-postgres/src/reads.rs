@@ -55,6 +55,7 @@ const QUERY: &str = concat!(
       AND ($4::text IS NULL OR name = $4)
       AND ($5::text IS NULL OR starts_with(instance_id, $5))
       AND ($6::timestamptz IS NULL OR (created_at, instance_id) > ($6, $7::text))
+      AND ($9::boolean IS NULL OR (instance_id ~ '^@[^@]+@') = $9)
     ORDER BY created_at, instance_id
     LIMIT $8"
 );
@@ -85,6 +86,7 @@ pub(crate) async fn query_instances(
                 &after_at,
                 &after_id,
                 &limit,
+                &q.entities,
             ],
         )
         .await

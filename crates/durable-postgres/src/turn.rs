@@ -15,6 +15,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::create::{CREATE, CreateArgs, timer_id};
 use crate::error::{db, is_stale};
+use crate::ops;
 use crate::pipeline::{self, Step, step};
 use crate::rows::{opt_json, terminal, to_json};
 use crate::{Effects, PostgresStore};
@@ -163,6 +164,8 @@ pub(crate) async fn commit_turn(
     let failure = opt_json(&u.failure);
     let activities = ActivityColumns::new(&commit.activities);
     let messages = MessageColumns::new(&commit.messages, now);
+    let (entity_ids, entity_names) =
+        ops::entity_targets(commit.messages.iter().map(|m| m.instance_id.as_str()));
     let children: Vec<CreateArgs> = commit
         .children
         .iter()
@@ -235,6 +238,10 @@ pub(crate) async fn commit_turn(
             children_at.push(steps.len());
             steps.push(step(pg, st.clone(), child.params().to_vec()));
         }
+    }
+    if !entity_ids.is_empty() {
+        let st = store.prepare(&client, ops::ENSURE_ENTITIES).await?;
+        steps.push(step(pg, st, vec![&entity_ids, &entity_names, &now]));
     }
     if !commit.messages.is_empty() {
         let m = &messages;

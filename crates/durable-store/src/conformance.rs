@@ -1090,6 +1090,93 @@ where
     }
 }
 
+pub async fn entities_come_into_being_when_addressed<F, Fut>(factory: F)
+where
+    F: Fn(ManualClock) -> Fut,
+    Fut: Future<Output = SharedStore>,
+{
+    let clock = ManualClock::new(start_time());
+    let store = factory(clock.clone()).await;
+    let signal = EventKind::EntityOperationSignaled {
+        request_id: "r1".into(),
+        operation: "add".into(),
+        scheduled_time: None,
+        input: Some("1".into()),
+        target_instance_id: Some("@counter@k".into()),
+    };
+    assert_eq!(
+        store
+            .send_message(event_to("@counter@k", signal))
+            .await
+            .unwrap(),
+        SendOutcome::Queued
+    );
+    let entity = store.get_instance("@counter@k").await.unwrap().unwrap();
+    assert_eq!(entity.name, "counter");
+    assert_eq!(entity.status, RuntimeStatus::Running);
+    // A turn's message to another entity creates that one too.
+    let item = fetch_one(&store).await;
+    assert_eq!(item.lease.instance_id, "@counter@k");
+    let mut commit = turn(&item, RuntimeStatus::Running);
+    commit.history = HistoryWrite::Append {
+        from: item.history_len,
+        events: vec![],
+    };
+    commit.instance.custom_status = Some("1".into());
+    let forward = EventKind::EntityOperationSignaled {
+        request_id: "r2".into(),
+        operation: "add".into(),
+        scheduled_time: None,
+        input: None,
+        target_instance_id: Some("@counter@other".into()),
+    };
+    commit.messages = vec![event_to("@counter@other", forward)];
+    store.commit_turn(commit).await.unwrap();
+    assert!(
+        store
+            .get_instance("@counter@other")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .get_instance("@counter@k")
+            .await
+            .unwrap()
+            .unwrap()
+            .custom_status
+            .as_deref(),
+        Some("1")
+    );
+    // Orchestration listings leave entities out; entity listings have only them.
+    store.create_instance(new_instance("orch")).await.unwrap();
+    let ids = |q: InstanceQuery| {
+        let store = store.clone();
+        async move {
+            let page = store.query_instances(&q).await.unwrap();
+            page.items
+                .into_iter()
+                .map(|s| s.instance_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let orchestrations = ids(InstanceQuery {
+        entities: Some(false),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(orchestrations, ["orch"]);
+    let mut entities = ids(InstanceQuery {
+        entities: Some(true),
+        ..Default::default()
+    })
+    .await;
+    entities.sort();
+    assert_eq!(entities, ["@counter@k", "@counter@other"]);
+    assert_eq!(ids(InstanceQuery::default()).await.len(), 3);
+}
+
 /// Many claimers at once never get the same instance, and every event sent concurrently is
 /// delivered exactly once.
 pub async fn concurrent_claims_and_sends<F, Fut>(factory: F)
@@ -1280,6 +1367,7 @@ macro_rules! store_conformance {
             notifier_wakes_dispatchers_and_watchers,
             name_filters_split_the_work,
             commit_and_claim_hands_activities_over,
+            entities_come_into_being_when_addressed,
             concurrent_claims_and_sends,
             concurrent_activity_completion,
         );

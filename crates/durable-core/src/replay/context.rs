@@ -9,10 +9,14 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::futures::{ContinueAsNewFuture, EventFuture, TaskFuture, TaskKind, TimerFuture};
+use super::futures::{
+    ContinueAsNewFuture, EventFuture, LockFuture, TaskFuture, TaskKind, TimerFuture,
+};
 use super::retry::RetryPolicy;
 use super::state::{ContinueAsNewRequest, State};
 use crate::action::ActionKind;
+use crate::entity::EntityId;
+use crate::event::EventKind;
 use crate::event::{OrchestrationInstance, Tags};
 use crate::failure::FailureDetails;
 use crate::ids::sub_orchestration_id;
@@ -299,6 +303,110 @@ impl OrchestrationContext {
         ContinueAsNewFuture { _out: PhantomData }
     }
 
+    /// Sends a one-way operation to an entity (it is created on first use).
+    pub fn signal_entity<I: Serialize>(&self, entity: &EntityId, operation: &str, input: I) {
+        self.signal_entity_at(entity, operation, input, None);
+    }
+
+    /// Sends a one-way operation to an entity, applied no earlier than `at`.
+    pub fn signal_entity_at<I: Serialize>(
+        &self,
+        entity: &EntityId,
+        operation: &str,
+        input: I,
+        at: Option<DateTime<Utc>>,
+    ) {
+        let input = encode_input(&input).ok().flatten();
+        let request_id = self.new_uuid().to_string();
+        self.state.lock().issue(ActionKind::SendEntityMessage {
+            event: EventKind::EntityOperationSignaled {
+                request_id,
+                operation: operation.to_string(),
+                scheduled_time: at,
+                input,
+                target_instance_id: Some(entity.to_string()),
+            },
+        });
+    }
+
+    /// Calls an entity operation and waits for its result.
+    pub fn call_entity<I: Serialize, O: DeserializeOwned>(
+        &self,
+        entity: &EntityId,
+        operation: &str,
+        input: I,
+    ) -> TaskFuture<O> {
+        let name = format!("'{operation}' on {entity}");
+        let input = match encode_input(&input) {
+            Ok(input) => input,
+            Err(details) => return self.failed_task(TaskKind::Entity, name, details),
+        };
+        let request_id = self.new_uuid().to_string();
+        let mut s = self.state.lock();
+        let event = EventKind::EntityOperationCalled {
+            request_id: request_id.clone(),
+            operation: operation.to_string(),
+            scheduled_time: None,
+            input,
+            parent_instance_id: Some(s.instance_id.clone()),
+            parent_execution_id: Some(s.execution_id.clone()),
+            target_instance_id: Some(entity.to_string()),
+        };
+        let id = s.issue(ActionKind::SendEntityMessage { event });
+        s.entity_requests.insert(request_id, id);
+        drop(s);
+        self.task_future(id, TaskKind::Entity, name)
+    }
+
+    /// Locks entities for a critical section: resolves once all of them are locked for this
+    /// orchestration. Until the section is released (or the orchestration ends), the entities
+    /// run only this orchestration's calls. Locks are taken in id order, so critical sections
+    /// never deadlock.
+    pub fn lock_entities(&self, entities: &[EntityId]) -> LockFuture {
+        let mut ids: Vec<String> = entities.iter().map(ToString::to_string).collect();
+        ids.sort();
+        ids.dedup();
+        let section_id = self.new_uuid().to_string();
+        let mut s = self.state.lock();
+        let event = EventKind::EntityLockRequested {
+            critical_section_id: section_id.clone(),
+            lock_set: ids.clone(),
+            position: 0,
+            parent_instance_id: Some(s.instance_id.clone()),
+        };
+        let id = s.issue(ActionKind::SendEntityMessage { event });
+        s.entity_requests.insert(section_id.clone(), id);
+        s.sections.insert(section_id.clone(), (ids.clone(), false));
+        drop(s);
+        LockFuture {
+            state: self.state.clone(),
+            id,
+            section: Some(CriticalSection {
+                ctx: self.clone(),
+                id: section_id,
+                entities: ids,
+            }),
+        }
+    }
+
+    /// Sends the unlocks of a critical section, once.
+    pub(crate) fn release_section(&self, section_id: &str) {
+        let mut s = self.state.lock();
+        let Some((entities, _)) = s.sections.remove(section_id) else {
+            return;
+        };
+        let instance_id = s.instance_id.clone();
+        for entity in entities {
+            s.issue(ActionKind::SendEntityMessage {
+                event: EventKind::EntityUnlockSent {
+                    critical_section_id: section_id.to_string(),
+                    parent_instance_id: Some(instance_id.clone()),
+                    target_instance_id: Some(entity),
+                },
+            });
+        }
+    }
+
     fn issue_task<O>(&self, kind: TaskKind, name: String, action: ActionKind) -> TaskFuture<O> {
         let id = self.state.lock().issue(action);
         self.task_future(id, kind, name)
@@ -329,6 +437,27 @@ impl OrchestrationContext {
             early: Some(details),
             _out: PhantomData,
         }
+    }
+}
+
+/// Entities locked by an orchestration. Release it when done; whatever is still locked is
+/// released when the orchestration ends.
+#[derive(Debug)]
+pub struct CriticalSection {
+    ctx: OrchestrationContext,
+    id: String,
+    entities: Vec<String>,
+}
+
+impl CriticalSection {
+    /// The locked entities' ids, sorted.
+    pub fn entities(&self) -> &[String] {
+        &self.entities
+    }
+
+    /// Releases every lock of the section.
+    pub fn release(self) {
+        self.ctx.release_section(&self.id);
     }
 }
 

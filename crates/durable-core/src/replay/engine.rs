@@ -207,12 +207,23 @@ impl Replayer {
             | EventKind::TimerCreated { .. }
             | EventKind::SubOrchestrationInstanceCreated { .. }
             | EventKind::EventSent { .. } => self.confirm(event),
+            EventKind::EntityOperationSignaled { .. }
+            | EventKind::EntityOperationCalled { .. }
+            | EventKind::EntityLockRequested { .. }
+            | EventKind::EntityUnlockSent { .. }
+                if event.event_id >= 0 =>
+            {
+                self.confirm(event)
+            }
             EventKind::TaskCompleted { .. }
             | EventKind::TaskFailed { .. }
             | EventKind::SubOrchestrationInstanceCompleted { .. }
             | EventKind::SubOrchestrationInstanceFailed { .. }
             | EventKind::TimerFired { .. }
-            | EventKind::EventRaised { .. } => {
+            | EventKind::EventRaised { .. }
+            | EventKind::EntityOperationCompleted { .. }
+            | EventKind::EntityOperationFailed { .. }
+            | EventKind::EntityLockGranted { .. } => {
                 if self.suspended {
                     self.held.push(event.clone());
                 } else {
@@ -253,6 +264,29 @@ impl Replayer {
                     s.resolve(*timer_id, Outcome::Fired);
                 }
                 EventKind::EventRaised { name, input } => s.raise(name, input.clone()),
+                EventKind::EntityOperationCompleted { request_id, output } => {
+                    if let Some(id) = s.entity_requests.remove(request_id) {
+                        s.resolve(id, Outcome::Completed(output.clone()));
+                    }
+                }
+                EventKind::EntityOperationFailed {
+                    request_id,
+                    failure_details,
+                } => {
+                    if let Some(id) = s.entity_requests.remove(request_id) {
+                        s.resolve(id, Outcome::Failed(failure_details.clone()));
+                    }
+                }
+                EventKind::EntityLockGranted {
+                    critical_section_id,
+                } => {
+                    if let Some(id) = s.entity_requests.remove(critical_section_id) {
+                        if let Some(section) = s.sections.get_mut(critical_section_id) {
+                            section.1 = true;
+                        }
+                        s.resolve(id, Outcome::Fired);
+                    }
+                }
                 _ => {}
             }
         }
@@ -364,6 +398,21 @@ impl Replayer {
             .into_iter()
             .map(|(id, kind)| Action { id, kind })
             .collect();
+        if self.ending.is_some() && !self.reported && !s.sections.is_empty() {
+            // Locks still held when the execution ends are released.
+            let sections: Vec<String> = s.sections.keys().cloned().collect();
+            drop(s);
+            let ctx = OrchestrationContext::new(self.state.clone());
+            for section in sections {
+                ctx.release_section(&section);
+            }
+            s = self.state.lock();
+            actions.extend(
+                std::mem::take(&mut s.issued)
+                    .into_iter()
+                    .map(|(id, kind)| Action { id, kind }),
+            );
+        }
         if let Some(ending) = self.ending.as_ref().filter(|_| !self.reported) {
             let id = s.next_id;
             s.next_id += 1;
@@ -434,7 +483,10 @@ fn describe_event(kind: &EventKind) -> String {
         EventKind::EventSent {
             name, instance_id, ..
         } => format!("send event '{name}' to '{instance_id}'"),
-        other => other.type_name().into(),
+        other => crate::action::ActionKind::SendEntityMessage {
+            event: other.clone(),
+        }
+        .describe(),
     }
 }
 
@@ -458,6 +510,33 @@ fn same_call(recorded: &EventKind, issued: &ActionKind) -> bool {
                 name: b, instance, ..
             },
         ) => a.eq_ignore_ascii_case(b) && *ia == instance.instance_id,
+        (recorded, ActionKind::SendEntityMessage { event }) => {
+            recorded.type_name() == event.type_name()
+                && entity_target(recorded) == entity_target(event)
+        }
         _ => false,
+    }
+}
+
+/// The entity and operation an entity message is about, for comparing calls.
+fn entity_target(kind: &EventKind) -> (Option<&str>, Option<&str>) {
+    match kind {
+        EventKind::EntityOperationSignaled {
+            operation,
+            target_instance_id,
+            ..
+        }
+        | EventKind::EntityOperationCalled {
+            operation,
+            target_instance_id,
+            ..
+        } => (target_instance_id.as_deref(), Some(operation)),
+        EventKind::EntityLockRequested { lock_set, .. } => {
+            (lock_set.first().map(String::as_str), None)
+        }
+        EventKind::EntityUnlockSent {
+            target_instance_id, ..
+        } => (target_instance_id.as_deref(), None),
+        _ => (None, None),
     }
 }

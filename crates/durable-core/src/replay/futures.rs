@@ -19,6 +19,8 @@ pub enum TaskKind {
     Activity,
     SubOrchestration,
     ExternalEvent,
+    /// A call to an entity operation.
+    Entity,
 }
 
 /// A task (activity, sub-orchestration) failed, or its result could not be decoded.
@@ -65,6 +67,7 @@ impl fmt::Display for TaskError {
             TaskKind::ExternalEvent => {
                 write!(f, "External event '{}' could not be read: ", self.name)?
             }
+            TaskKind::Entity => write!(f, "Entity operation {} failed: ", self.name)?,
         }
         f.write_str(&self.details.error_message)
     }
@@ -249,5 +252,31 @@ impl<T> Future for ContinueAsNewFuture<T> {
 
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<T> {
         Poll::Pending
+    }
+}
+
+/// Resolves when every entity of a critical section is locked for this orchestration.
+#[must_use = "durable futures do nothing unless awaited"]
+pub struct LockFuture {
+    pub(crate) state: Arc<Mutex<State>>,
+    pub(crate) id: i32,
+    pub(crate) section: Option<super::CriticalSection>,
+}
+
+impl fmt::Debug for LockFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockFuture").field("id", &self.id).finish()
+    }
+}
+
+impl Future for LockFuture {
+    type Output = super::CriticalSection;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        match this.state.lock().take_outcome(this.id, cx.waker()) {
+            Some(_) => Poll::Ready(this.section.take().expect("a lock resolves once")),
+            None => Poll::Pending,
+        }
     }
 }

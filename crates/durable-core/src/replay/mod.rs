@@ -6,9 +6,11 @@ mod futures;
 mod retry;
 mod state;
 
-pub use context::{OrchestrationContext, ReplaySafeLog, SubOrchestrationOptions};
+pub use context::{CriticalSection, OrchestrationContext, ReplaySafeLog, SubOrchestrationOptions};
 pub use engine::Replayer;
-pub use futures::{ContinueAsNewFuture, EventFuture, TaskError, TaskFuture, TaskKind, TimerFuture};
+pub use futures::{
+    ContinueAsNewFuture, EventFuture, LockFuture, TaskError, TaskFuture, TaskKind, TimerFuture,
+};
 pub use retry::RetryPolicy;
 
 #[cfg(test)]

@@ -67,6 +67,10 @@ pub(crate) struct State {
     pub last_call: Option<(i32, String)>,
     /// When the execution started, and the trace context it was started in.
     pub started: Option<(DateTime<Utc>, Option<crate::event::TraceContext>)>,
+    /// Entity call request ids and critical section ids, to the call numbers waiting for them.
+    pub entity_requests: HashMap<String, i32>,
+    /// Critical sections requested and not released: id to (locked entities, granted).
+    pub sections: BTreeMap<String, (Vec<String>, bool)>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +102,8 @@ impl State {
             timers: HashMap::new(),
             last_call: None,
             started: None,
+            entity_requests: HashMap::new(),
+            sections: BTreeMap::new(),
         }
     }
 

@@ -56,6 +56,8 @@ impl Filters {
             page_size: Some(self.top.unwrap_or(100)),
             continuation_token: token.map(decode_token).transpose()?,
             fetch_payloads: true,
+            // Entities have their own routes.
+            entities: Some(false),
         })
     }
 

@@ -200,9 +200,47 @@ impl Machine {
         })
     }
 
+    /// An entity comes into being when it is first addressed.
+    fn ensure_entity(&mut self, id: &str, now: DateTime<Utc>) {
+        let Some(entity) = durable_core::entity::EntityId::parse(id) else {
+            return;
+        };
+        if self.slots.contains_key(id) {
+            return;
+        }
+        let slot = Slot {
+            state: InstanceState {
+                instance_id: id.to_string(),
+                name: entity.name,
+                version: None,
+                execution_id: String::new(),
+                status: RuntimeStatus::Running,
+                input: None,
+                output: None,
+                custom_status: None,
+                failure: None,
+                created_at: now,
+                updated_at: now,
+                completed_at: None,
+                scheduled_start_at: None,
+                parent: None,
+                tags: Default::default(),
+            },
+            history_len: 0,
+            epoch: 0,
+            locked_until: None,
+            inbox: Default::default(),
+            activities: Default::default(),
+        };
+        self.index_new(&slot);
+        self.slots.insert(id.to_string(), slot);
+        self.touch(id);
+    }
+
     /// Puts a message into a live instance's inbox; returns false if the target is unknown or
-    /// finished (the message is dropped).
+    /// finished (the message is dropped). A message to an entity creates the entity.
     fn deliver(&mut self, msg: NewMessage, now: DateTime<Utc>) -> bool {
+        self.ensure_entity(&msg.instance_id, now);
         let live = self
             .slots
             .get(&msg.instance_id)
@@ -226,6 +264,7 @@ impl Machine {
     }
 
     fn send(&mut self, msg: NewMessage, now: DateTime<Utc>) -> Applied {
+        self.ensure_entity(&msg.instance_id, now);
         let slot = self
             .slots
             .get(&msg.instance_id)

@@ -30,6 +30,10 @@ impl Machine {
             .by_created
             .range((start, Bound::Unbounded))
             .map(|(_, id)| &self.slots[id].state)
+            .filter(|s| {
+                q.entities
+                    .is_none_or(|e| e == durable_core::entity::EntityId::is_entity(&s.instance_id))
+            })
             .filter(|s| q.statuses.is_empty() || q.statuses.contains(&s.status))
             .filter(|s| q.created_from.is_none_or(|f| s.created_at >= f))
             .filter(|s| q.created_to.is_none_or(|t| s.created_at < t))
