@@ -209,16 +209,14 @@ pub fn plan(
             EventKind::EntityUnlockSent {
                 critical_section_id,
                 ..
-            } => {
-                if lock
-                    .as_ref()
-                    .is_some_and(|l| &l.critical_section_id == critical_section_id)
-                {
-                    lock = None;
-                    // Everything that waited for the lock gets its turn, in arrival order.
-                    for waiting in deferred.drain(..).rev() {
-                        pending.push_front(waiting);
-                    }
+            } if lock
+                .as_ref()
+                .is_some_and(|l| &l.critical_section_id == critical_section_id) =>
+            {
+                lock = None;
+                // Everything that waited for the lock gets its turn, in arrival order.
+                for waiting in deferred.drain(..).rev() {
+                    pending.push_front(waiting);
                 }
             }
             _ => {}
