@@ -40,6 +40,16 @@ impl FailureDetails {
         self.is_non_retriable = true;
         self
     }
+
+    /// The failure of code that panicked: `what` (say "activity 'F1'") and the panic's message.
+    pub fn panicked(what: &str, panic: &(dyn std::any::Any + Send)) -> Self {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        FailureDetails::new("Panic", format!("{what} panicked: {message}"))
+    }
 }
 
 impl fmt::Display for FailureDetails {

@@ -109,6 +109,26 @@ pub trait OrchestrationHandler: Send + Sync + 'static {
     fn start(&self, ctx: OrchestrationContext, input: Option<String>) -> BoxFuture<HandlerResult>;
 }
 
+/// Runs one entity operation. Synchronous: an entity does its work on its state and sends
+/// signals; slow work belongs in activities.
+pub trait EntityHandler: Send + Sync + 'static {
+    fn run(&self, ctx: &mut crate::entity::EntityContext) -> HandlerResult;
+}
+
+impl<F, O, E> EntityHandler for F
+where
+    F: Fn(&mut crate::entity::EntityContext) -> Result<O, E> + Send + Sync + 'static,
+    O: Serialize,
+    E: Into<Error>,
+{
+    fn run(&self, ctx: &mut crate::entity::EntityContext) -> HandlerResult {
+        match self(ctx) {
+            Ok(out) => encode(&out),
+            Err(e) => Err(e.into().into_details()),
+        }
+    }
+}
+
 pub trait ActivityHandler: Send + Sync + 'static {
     fn run(&self, ctx: ActivityContext, input: Option<String>) -> BoxFuture<HandlerResult>;
 }
@@ -185,6 +205,7 @@ where
 pub struct Registry {
     orchestrations: BTreeMap<String, Arc<dyn OrchestrationHandler>>,
     activities: BTreeMap<String, Arc<dyn ActivityHandler>>,
+    entities: BTreeMap<String, Arc<dyn EntityHandler>>,
 }
 
 impl fmt::Debug for Registry {
@@ -192,6 +213,7 @@ impl fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("orchestrations", &self.orchestration_names())
             .field("activities", &self.activity_names())
+            .field("entities", &self.entity_names())
             .finish()
     }
 }
@@ -243,6 +265,22 @@ impl Registry {
         self
     }
 
+    /// Registers an entity under `name` (matched without regard to letter case): a function
+    /// that runs one operation, dispatching on `ctx.operation()`.
+    pub fn add_entity(&mut self, name: &str, handler: impl EntityHandler) -> &mut Self {
+        self.entities
+            .insert(name.to_ascii_lowercase(), Arc::new(handler));
+        self
+    }
+
+    pub fn entity(&self, name: &str) -> Option<&Arc<dyn EntityHandler>> {
+        self.entities.get(&name.to_ascii_lowercase())
+    }
+
+    pub fn entity_names(&self) -> Vec<&str> {
+        self.entities.keys().map(String::as_str).collect()
+    }
+
     pub fn add_orchestration_handler(
         &mut self,
         name: &str,
@@ -278,6 +316,9 @@ impl Registry {
         }
         for (k, v) in &other.activities {
             self.activities.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &other.entities {
+            self.entities.insert(k.clone(), v.clone());
         }
     }
 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use durable_core::ErrorCode;
+use durable_core::entity::{EntityId, EntityState};
 use durable_core::event::{EventKind, HistoryEvent, Tags, TraceContext};
 use durable_core::ids::{new_instance_id, validate_instance_id};
 use durable_core::instance::{
@@ -465,5 +466,89 @@ impl Client {
     pub async fn history(&self, instance_id: &str) -> ClientResult<Vec<HistoryEvent>> {
         self.existing(instance_id).await?;
         Ok(self.store.read_history(instance_id).await?)
+    }
+}
+
+/// Entities: signal them and read their state.
+impl Client {
+    /// Sends a one-way operation to an entity, creating the entity if it does not exist yet.
+    pub async fn signal_entity<T: Serialize>(
+        &self,
+        entity: &EntityId,
+        operation: &str,
+        input: T,
+    ) -> ClientResult<()> {
+        self.signal_entity_json(entity, operation, encode(&input)?, None)
+            .await
+    }
+
+    /// Sends a one-way operation whose input is JSON text (validated here), delivered at `at`
+    /// (now when `None`).
+    pub async fn signal_entity_json(
+        &self,
+        entity: &EntityId,
+        operation: &str,
+        input: Option<String>,
+        at: Option<DateTime<Utc>>,
+    ) -> ClientResult<()> {
+        if operation.is_empty() || operation.len() > MAX_NAME_BYTES {
+            return Err(ClientError::InvalidInput(format!(
+                "operation name must be 1 to {MAX_NAME_BYTES} bytes"
+            )));
+        }
+        let id = entity.to_string();
+        validate_instance_id(&id).map_err(ClientError::InvalidInstanceId)?;
+        self.check_payload(input.as_deref())?;
+        let kind = EventKind::EntityOperationSignaled {
+            request_id: new_instance_id(),
+            operation: operation.to_string(),
+            scheduled_time: at,
+            input,
+            target_instance_id: Some(id.clone()),
+        };
+        let message = NewMessage {
+            instance_id: id,
+            execution_id: None,
+            event: HistoryEvent::unnumbered(Utc::now(), kind),
+            visible_at: at,
+        };
+        self.store.send_message(message).await?;
+        Ok(())
+    }
+
+    /// An entity's state, lock and backlog; `None` if it has never been addressed.
+    pub async fn entity(&self, entity: &EntityId) -> ClientResult<Option<EntityState>> {
+        let instance = self.status(&entity.to_string()).await?;
+        Ok(instance.as_ref().and_then(EntityState::of))
+    }
+
+    /// One page of entities, optionally of one name. Entities without state (never set, or
+    /// deleted) are listed only with `include_stateless`.
+    pub async fn query_entities(
+        &self,
+        name: Option<&str>,
+        include_stateless: bool,
+        page_size: Option<usize>,
+        continuation_token: Option<String>,
+    ) -> ClientResult<Page<EntityState>> {
+        let query = InstanceQuery {
+            instance_id_prefix: name.map(|n| EntityId::new(n, "").to_string()),
+            page_size,
+            continuation_token,
+            fetch_payloads: true,
+            entities: Some(true),
+            ..Default::default()
+        };
+        let page = self.store.query_instances(&query).await?;
+        let items = page
+            .items
+            .iter()
+            .filter_map(EntityState::of)
+            .filter(|e| include_stateless || e.state.is_some())
+            .collect();
+        Ok(Page {
+            items,
+            continuation_token: page.continuation_token,
+        })
     }
 }

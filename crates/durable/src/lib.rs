@@ -35,6 +35,7 @@ mod store;
 mod worker;
 
 pub use client::{Client, ClientError, ClientResult, StartRequest, StartTarget};
+pub use durable_core::entity::{EntityContext, EntityId, EntityState};
 pub use durable_core::{
     self as core, Activity, ActivityContext, Error, EventKind, FailureDetails, HistoryEvent,
     IfExists, InstanceQuery, InstanceState, Orchestration, OrchestrationContext, Page, PurgeFilter,
@@ -49,7 +50,8 @@ pub use worker::{UnknownOrchestrations, Worker, WorkerBuilder, WorkerOptions};
 /// Everything an orchestration author needs.
 pub mod prelude {
     pub use crate::{
-        Activity, ActivityContext, Client, Error, Orchestration, OrchestrationContext, RetryPolicy,
-        RuntimeStatus, SubOrchestrationOptions, TaskError, Worker,
+        Activity, ActivityContext, Client, EntityContext, EntityId, Error, Orchestration,
+        OrchestrationContext, RetryPolicy, RuntimeStatus, SubOrchestrationOptions, TaskError,
+        Worker,
     };
 }

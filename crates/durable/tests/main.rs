@@ -1,6 +1,7 @@
 //! Integration tests of the runtime, the client and the examples, on real SQLite files.
 
 mod crash;
+mod entities;
 mod examples;
 mod faults;
 mod golden;

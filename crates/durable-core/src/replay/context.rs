@@ -362,7 +362,15 @@ impl OrchestrationContext {
     /// orchestration. Until the section is released (or the orchestration ends), the entities
     /// run only this orchestration's calls. Locks are taken in id order, so critical sections
     /// never deadlock.
+    ///
+    /// # Panics
+    ///
+    /// With no entities (which fails the orchestration with that message).
     pub fn lock_entities(&self, entities: &[EntityId]) -> LockFuture {
+        assert!(
+            !entities.is_empty(),
+            "lock_entities needs at least one entity to lock"
+        );
         let mut ids: Vec<String> = entities.iter().map(ToString::to_string).collect();
         ids.sort();
         ids.dedup();

@@ -307,15 +307,8 @@ impl Replayer {
                 (Ok(Poll::Ready(result)), None) => self.end(Ending::Returned(result)),
                 (Ok(Poll::Pending), None) => {}
                 (Err(panic), _) => {
-                    let message = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "orchestration panicked".to_string());
-                    self.end(Ending::Returned(Err(FailureDetails::new(
-                        "Panic",
-                        format!("orchestration code panicked: {message}"),
-                    ))));
+                    let failure = FailureDetails::panicked("orchestration code", &*panic);
+                    self.end(Ending::Returned(Err(failure)));
                 }
             }
         }

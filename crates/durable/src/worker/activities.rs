@@ -142,14 +142,7 @@ async fn execute(
                 out = &mut run => break match out {
                     Ok(Ok(result)) => ActivityResult::Completed(result),
                     Ok(Err(details)) => ActivityResult::Failed(details),
-                    Err(panic) => {
-                        let message = panic
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "activity panicked".into());
-                        ActivityResult::Failed(FailureDetails::new("Panic", format!("activity '{}' panicked: {message}", a.name)))
-                    }
+                    Err(panic) => ActivityResult::Failed(FailureDetails::panicked(&format!("activity '{}'", a.name), &*panic)),
                 },
                 _ = renew.tick() => {
                     if let Err(e) = shared.store.renew_activity_lease(&item.lease, shared.options.lock_duration).await {

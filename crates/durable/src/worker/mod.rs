@@ -3,6 +3,7 @@
 
 mod activities;
 mod cache;
+mod entities;
 mod lifecycle;
 mod orchestrations;
 
@@ -10,6 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use durable_core::entity::EntityContext;
 use durable_core::registry::{Activity, ActivityContext, Orchestration, Registry};
 use durable_core::turn::PlanLimits;
 use durable_core::work::ActivityItem;
@@ -134,6 +136,18 @@ impl WorkerBuilder {
         self
     }
 
+    /// Registers an entity: a function that runs one operation on the entity's state,
+    /// dispatching on [`EntityContext::operation`].
+    pub fn entity<F, O, E>(mut self, name: &str, f: F) -> Self
+    where
+        F: Fn(&mut EntityContext) -> Result<O, E> + Send + Sync + 'static,
+        O: Serialize + 'static,
+        E: Into<Error> + 'static,
+    {
+        self.registry.add_entity(name, f);
+        self
+    }
+
     /// Adds everything a registry holds.
     pub fn registry(mut self, registry: &Registry) -> Self {
         self.registry.merge(registry);
@@ -150,10 +164,9 @@ impl WorkerBuilder {
         let client = Client::new(self.store.clone());
         let (orchestration_filter, activity_filter) = if self.options.only_registered {
             let names = |v: Vec<&str>| NameFilter::Only(v.into_iter().map(String::from).collect());
-            (
-                names(self.registry.orchestration_names()),
-                names(self.registry.activity_names()),
-            )
+            let mut turns = self.registry.orchestration_names();
+            turns.extend(self.registry.entity_names());
+            (names(turns), names(self.registry.activity_names()))
         } else {
             (NameFilter::All, NameFilter::All)
         };
@@ -178,6 +191,7 @@ impl WorkerBuilder {
             store = %shared.store.describe(),
             orchestrations = ?shared.registry.orchestration_names(),
             activities = ?shared.registry.activity_names(),
+            entities = ?shared.registry.entity_names(),
             "worker started"
         );
         Worker {

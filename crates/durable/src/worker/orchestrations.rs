@@ -177,6 +177,9 @@ impl ExecutionSpan {
 }
 
 async fn process(shared: &Shared, item: OrchestrationItem) {
+    if durable_core::entity::EntityId::is_entity(&item.lease.instance_id) {
+        return super::entities::process(shared, item).await;
+    }
     let id = item.lease.instance_id.clone();
     let now = Utc::now();
     let began = std::time::Instant::now();

@@ -15,6 +15,12 @@ use serde::{Deserialize, Serialize};
 use crate::event::{EventKind, HistoryEvent};
 use crate::work::NewMessage;
 
+mod batch;
+mod context;
+
+pub use batch::{BatchStats, execute};
+pub use context::{EntityContext, EntityState};
+
 /// An entity's id: `@name@key`, the name in lower case.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EntityId {
