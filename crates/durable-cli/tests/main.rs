@@ -2,5 +2,6 @@
 //! client subcommands and the Python SDK.
 
 mod cli;
+mod metrics;
 mod serve;
 mod support;
