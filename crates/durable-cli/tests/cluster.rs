@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
@@ -285,18 +286,42 @@ pub fn http() -> reqwest::blocking::Client {
 /// queues up). A node that does not answer (killed meanwhile) is passed over; a start it may
 /// have recorded before dying is found by the retry (`409`).
 pub fn start_all(http: &reqwest::blocking::Client, nodes: &[&Node], planned: &[Planned]) {
-    let next = std::sync::atomic::AtomicUsize::new(0);
+    let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..8 {
             scope.spawn(|| {
                 loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(p) = planned.get(i) else { return };
                     start_one(http, nodes, i, p);
                 }
             });
         }
     });
+}
+
+/// Starts the instances one after another, one every `every`, through the nodes in turn,
+/// until `stop` is set; how many it started.
+pub fn start_paced(
+    http: &reqwest::blocking::Client,
+    nodes: &[&Node],
+    planned: &[Planned],
+    every: Duration,
+    stop: &AtomicBool,
+) -> usize {
+    let began = Instant::now();
+    for (i, p) in planned.iter().enumerate() {
+        if stop.load(Ordering::Relaxed) {
+            return i;
+        }
+        start_one(http, nodes, i, p);
+        let due = began + every * (i as u32 + 1);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+    }
+    panic!(
+        "started all {} planned instances before being stopped",
+        planned.len()
+    );
 }
 
 fn start_one(http: &reqwest::blocking::Client, nodes: &[&Node], i: usize, p: &Planned) {
@@ -320,7 +345,7 @@ fn start_one(http: &reqwest::blocking::Client, nodes: &[&Node], i: usize, p: &Pl
                 );
                 return;
             }
-            Err(e) => eprintln!("start {} on {}: {e}; trying the next node", p.id, node.name),
+            Err(_) => continue,
         }
     }
     panic!("no node started {}", p.id);
