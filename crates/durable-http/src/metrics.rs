@@ -32,7 +32,6 @@ use durable::core::metrics::{self, render_queue_stats};
 use durable::core::work::QueueStats;
 use durable::{Client, ClientError};
 
-use crate::check_status::BASE_PATH;
 use crate::error::{ApiError, ErrorBody};
 use crate::scale::RateWindow;
 pub use crate::scale::{FLOOR_RATE, ScaleOptions, ScaleSignal, recommend};
@@ -42,10 +41,8 @@ pub const METRICS_PATH: &str = "/metrics";
 /// The Prometheus text exposition format, version 0.0.4.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The scale signal's route, under the API's base path.
-pub fn scale_path() -> String {
-    format!("{BASE_PATH}/scale")
-}
+/// The scale signal's route, under the API's base path ([`crate::BASE_PATH`]).
+pub const SCALE_PATH: &str = "/runtime/webhooks/durabletask/scale";
 
 pub(crate) struct Monitor {
     client: Client,
@@ -103,7 +100,7 @@ pub fn router(client: Client, options: ScaleOptions) -> Router {
     });
     Router::new()
         .route(METRICS_PATH, get(prometheus))
-        .route(&scale_path(), get(scale))
+        .route(SCALE_PATH, get(scale))
         .with_state(state)
 }
 
@@ -183,4 +180,16 @@ pub(crate) async fn scale(
         .await
         .map_err(ClientError::from)?;
     Ok(Json(monitor.signal(&stats, Utc::now())))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_scale_route_is_under_the_api() {
+        assert_eq!(
+            super::SCALE_PATH,
+            format!("{}/scale", crate::BASE_PATH),
+            "also the path in the #[utoipa::path] of `scale`"
+        );
+    }
 }
