@@ -81,8 +81,8 @@ enum Command {
         /// it over once this has passed (running activities renew it).
         #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
         lock_duration: Duration,
-        /// Append every turn commit and activity result, with the store's answer, to FILE as
-        /// JSON lines (for audits of several workers).
+        /// Append this process's claims, commits (with the store's answers) and give-backs to
+        /// FILE as JSON lines, to audit several workers against each other.
         #[arg(long, value_name = "FILE")]
         audit_log: Option<PathBuf>,
         /// Scale signal: the backlog should be drained within this many seconds.
@@ -328,5 +328,20 @@ async fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_take_decimals_within_bounds() {
+        assert_eq!(seconds("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(seconds(" 1.5 "), Ok(Duration::from_millis(1500)));
+        assert!(seconds("0.5").unwrap_err().contains("out of range"));
+        assert!(seconds("86401").is_err());
+        assert!(seconds("NaN").is_err());
+        assert!(seconds("2s").unwrap_err().contains("not a number"));
     }
 }

@@ -176,6 +176,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         );
     }
     eprintln!(
+        "  monitoring {} (Prometheus), {}",
+        durable_http::metrics::METRICS_PATH,
+        durable_http::metrics::SCALE_PATH
+    );
+    eprintln!("  leases     {:?}", args.lock_duration);
+    if let Some(path) = &args.audit_log {
+        eprintln!("  audit log  {}", path.display());
+    }
+    eprintln!(
         "  auth       {}",
         if args.api_key.is_some() {
             "API key required"
