@@ -2,10 +2,12 @@
 
 mod api;
 mod bench;
+mod audit;
 mod commands;
 mod render;
 mod serve;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -76,6 +78,20 @@ enum Command {
         /// Log format.
         #[arg(long, value_enum, default_value = "pretty")]
         log_format: LogFormat,
+        /// Seconds a claimed turn or activity stays leased; after a crash, other workers take
+        /// it over once this has passed (running activities renew it).
+        #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+        lock_duration: Duration,
+        /// Append this process's claims, commits (with the store's answers) and give-backs to
+        /// FILE as JSON lines, to audit several workers against each other.
+        #[arg(long, value_name = "FILE")]
+        audit_log: Option<PathBuf>,
+        /// Scale signal: the backlog should be drained within this many seconds.
+        #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+        scale_drain_seconds: Duration,
+        /// Scale signal: the most workers it recommends.
+        #[arg(long, value_name = "N", default_value = "20", value_parser = clap::value_parser!(u32).range(1..))]
+        scale_max_workers: u32,
     },
     /// Start an orchestration; prints its instance id.
     Start {
@@ -196,6 +212,18 @@ enum Command {
     },
 }
 
+/// A duration in seconds, decimals allowed, from 1 s to a day.
+fn seconds(text: &str) -> Result<Duration, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    if !(1.0..=86_400.0).contains(&value) {
+        return Err(format!("{value} s is out of range (1 to 86400)"));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -224,6 +252,10 @@ async fn run(cli: Cli) -> Result<Outcome> {
             samples,
             insecure,
             log_format,
+            lock_duration,
+            audit_log,
+            scale_drain_seconds,
+            scale_max_workers,
         } => {
             init_logging(log_format);
             let grpc = (!grpc.eq_ignore_ascii_case("off")).then_some(grpc);
@@ -234,6 +266,13 @@ async fn run(cli: Cli) -> Result<Outcome> {
                 samples,
                 api_key: remote.api_key.clone(),
                 insecure,
+                lock_duration,
+                audit_log,
+                scale: durable_http::metrics::ScaleOptions {
+                    drain_within: scale_drain_seconds,
+                    max_workers: scale_max_workers,
+                    ..Default::default()
+                },
             };
             serve::run(args).await?;
             Ok(Outcome::Ok)
@@ -338,5 +377,20 @@ async fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_take_decimals_within_bounds() {
+        assert_eq!(seconds("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(seconds(" 1.5 "), Ok(Duration::from_millis(1500)));
+        assert!(seconds("0.5").unwrap_err().contains("out of range"));
+        assert!(seconds("86401").is_err());
+        assert!(seconds("NaN").is_err());
+        assert!(seconds("2s").unwrap_err().contains("not a number"));
     }
 }

@@ -1,14 +1,19 @@
 //! `durable serve`: the engine, the HTTP API and the gRPC sidecar in one process.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use durable::{Registry, Worker, WorkerOptions};
 use durable_grpc::{Sidecar, SidecarOptions};
+use durable_http::metrics::ScaleOptions;
 use durable_http::{ApiOptions, OrchestrationCatalog};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+use crate::audit::AuditStore;
 
 #[derive(Debug, Clone)]
 pub struct ServeArgs {
@@ -19,6 +24,9 @@ pub struct ServeArgs {
     pub samples: bool,
     pub api_key: Option<String>,
     pub insecure: bool,
+    pub lock_duration: Duration,
+    pub audit_log: Option<PathBuf>,
+    pub scale: ScaleOptions,
 }
 
 fn resolve(what: &str, addr: &str) -> Result<SocketAddr> {
@@ -96,9 +104,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     exposed.extend(grpc_addr.map(|a| ("gRPC", a)));
     guard_exposure(&exposed, &args)?;
 
-    let store = durable::connect(&args.store)
+    let mut store = durable::connect(&args.store)
         .await
         .with_context(|| format!("cannot open the store '{}'", args.store))?;
+    if let Some(path) = &args.audit_log {
+        let audited = AuditStore::open(store, path)
+            .with_context(|| format!("cannot open the audit log {}", path.display()))?;
+        store = Arc::new(audited);
+    }
     let registry = if args.samples {
         durable_samples::registry()
     } else {
@@ -110,6 +123,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         spans: spans
             .clone()
             .map(|s| s as Arc<dyn durable::spans::SpanExporter>),
+        lock_duration: args.lock_duration,
         ..Default::default()
     };
     let worker = Worker::builder(store.clone())
@@ -119,6 +133,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let sidecar = grpc_addr.map(|_| {
         let options = SidecarOptions {
             api_key: args.api_key.clone(),
+            lock_duration: args.lock_duration,
             ..Default::default()
         };
         Sidecar::new(store.clone(), &registry, options)
@@ -131,7 +146,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         api_key: args.api_key.clone(),
         ..Default::default()
     };
-    let app = durable_http::router(worker.client(), catalog, api);
+    let monitoring = durable_http::metrics::router(worker.client(), args.scale.clone())
+        .method_not_allowed_fallback(durable_http::method_not_allowed)
+        .layer(durable_http::require_api_key(args.api_key.clone()));
+    let app = durable_http::router(worker.client(), catalog, api).merge(monitoring);
 
     let http_listener = TcpListener::bind(http_addr)
         .await
@@ -160,6 +178,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             "  samples    {}",
             durable_samples::ORCHESTRATIONS.join(", ")
         );
+    }
+    eprintln!(
+        "  monitoring {} (Prometheus), {}",
+        durable_http::metrics::METRICS_PATH,
+        durable_http::metrics::SCALE_PATH
+    );
+    eprintln!("  leases     {:?}", args.lock_duration);
+    if let Some(path) = &args.audit_log {
+        eprintln!("  audit log  {}", path.display());
     }
     eprintln!(
         "  auth       {}",
@@ -215,6 +242,9 @@ mod tests {
             samples: false,
             api_key: key.map(String::from),
             insecure,
+            lock_duration: Duration::from_secs(30),
+            audit_log: None,
+            scale: ScaleOptions::default(),
         }
     }
 

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Served, durable, free_port, python, stderr, stdout};
+use crate::support::{Served, durable, free_port, python, stderr, stdout, wait_done};
 
 fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::new()
@@ -22,17 +22,8 @@ fn the_seed_curl_flow() {
         .send()
         .unwrap();
     assert_eq!(response.status(), 202);
-    let location = response.headers()["location"].to_str().unwrap().to_string();
-    let started = Instant::now();
-    let body: Value = loop {
-        let r = client().get(&location).send().unwrap();
-        if r.status() == 200 {
-            break r.json().unwrap();
-        }
-        assert_eq!(r.status(), 202);
-        assert!(started.elapsed() < Duration::from_secs(30));
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let location = response.headers()["location"].to_str().unwrap();
+    let body = wait_done(location, None);
     assert_eq!(body["runtimeStatus"], "Completed");
     assert_eq!(body["output"], "start,F1,F2,F3,F4");
 }

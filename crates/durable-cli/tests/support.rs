@@ -96,6 +96,29 @@ impl Drop for Served {
     }
 }
 
+/// Polls a status `Location` (sending the API key, if any): `202` while the instance runs; the
+/// body of the `200` once it has finished.
+pub fn wait_done(location: &str, key: Option<&str>) -> serde_json::Value {
+    let http = reqwest::blocking::Client::new();
+    let started = Instant::now();
+    loop {
+        let mut request = http.get(location);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let r = request.send().unwrap();
+        if r.status() == 200 {
+            return r.json().unwrap();
+        }
+        assert_eq!(r.status(), 202);
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never finished"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -24,6 +24,9 @@
 //!
 //! Users' own handlers answer a start the same way with [`check_status_response`].
 //!
+//! [`metrics::router`] serves `/metrics` (Prometheus) and the scale signal
+//! (`GET /runtime/webhooks/durabletask/scale`) for monitoring and autoscalers.
+//!
 //! ## Adding routes
 //!
 //! The router carries JSON fallbacks for unknown routes (`404`) and wrong methods (`405`), and
@@ -36,9 +39,11 @@ mod auth;
 mod check_status;
 mod error;
 mod extract;
+pub mod metrics;
 mod model;
 mod openapi;
 mod routes;
+mod scale;
 mod uri;
 
 use std::sync::Arc;

@@ -5,8 +5,10 @@ use utoipa::OpenApi;
 
 use crate::check_status::CheckStatus;
 use crate::error::ErrorBody;
+use crate::metrics;
 use crate::model::{Health, InstanceStatus, PurgeResult, TimelineEntry};
 use crate::routes::{instances, manage, purge, start};
+use crate::scale::ScaleSignal;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +35,8 @@ use crate::routes::{instances, manage, purge, start};
         manage::restart,
         purge::purge_one,
         purge::purge_many,
+        metrics::scale,
+        metrics::prometheus,
         health,
     ),
     components(schemas(
@@ -41,7 +45,8 @@ use crate::routes::{instances, manage, purge, start};
         PurgeResult,
         ErrorBody,
         Health,
-        TimelineEntry
+        TimelineEntry,
+        ScaleSignal
     ))
 )]
 pub(crate) struct ApiDoc;

@@ -6,6 +6,7 @@ mod errors;
 mod flows;
 mod list;
 mod manage;
+mod monitoring;
 mod openapi;
 mod purge;
 mod start;
