@@ -5,8 +5,8 @@ use utoipa::OpenApi;
 
 use crate::check_status::CheckStatus;
 use crate::error::ErrorBody;
-use crate::model::{Health, InstanceStatus, PurgeResult, TimelineEntry};
-use crate::routes::{instances, manage, purge, start};
+use crate::model::{Health, InstanceStatus, ProcessCounters, PurgeResult, Stats, TimelineEntry};
+use crate::routes::{instances, manage, purge, start, stats};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +33,7 @@ use crate::routes::{instances, manage, purge, start};
         manage::restart,
         purge::purge_one,
         purge::purge_many,
+        stats::stats,
         health,
     ),
     components(schemas(
@@ -41,7 +42,9 @@ use crate::routes::{instances, manage, purge, start};
         PurgeResult,
         ErrorBody,
         Health,
-        TimelineEntry
+        TimelineEntry,
+        Stats,
+        ProcessCounters
     ))
 )]
 pub(crate) struct ApiDoc;

@@ -9,6 +9,7 @@ mod manage;
 mod openapi;
 mod purge;
 mod start;
+mod stats;
 mod status;
 mod support;
 mod user_handlers;
