@@ -66,7 +66,8 @@ enum Command {
         /// sqlite::memory: for a throwaway run.
         #[arg(long, env = "DURABLE_STORE", default_value = "sqlite://durable.db")]
         store: String,
-        /// Register the sample orchestrations (Chaining, FanOutFanIn, DoWork, Counter, Approval).
+        /// Register the sample orchestrations (Chaining, FanOutFanIn, DoWork, Counter, Approval,
+        /// Nested).
         #[arg(long)]
         samples: bool,
         /// Serve on non-loopback addresses without an API key.
