@@ -1,6 +1,7 @@
 //! The `durable` binary end to end: `durable serve` as a real process, driven with HTTP, the
-//! client subcommands and the Python SDK.
+//! client subcommands, the Python SDK and, for the dashboard, headless Chromium.
 
 mod cli;
+mod dashboard;
 mod serve;
 mod support;
