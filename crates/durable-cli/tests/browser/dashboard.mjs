@@ -140,12 +140,12 @@ async function live(page, report) {
   await page.getByRole('link', { name: 'Live' }).click();
   await page.getByRole('heading', { name: 'Live', level: 1 }).waitFor();
   await page.locator('main table a.id', { hasText: plan.ids.approval }).waitFor();
-  // Some work while the charts fill, so the throughput line has something to show.
-  for (let seen = await points(page), started = 0; seen < plan.samples;) {
-    if (started < plan.samples) {
-      const response = await page.request.post(`${plan.url}/orchestrators/FanOutFanIn`, { data: 30 });
-      check(response.status() === 202, `start answered ${response.status()}`);
-      started += 1;
+  // Some work while the charts fill: a fan-out for the throughput, a short DoWork (1 to 3 s)
+  // that comes and goes in the running count. One of each per poll.
+  for (let seen = await points(page), started = 0; seen < plan.samples; started += 1) {
+    for (const [name, input] of [['FanOutFanIn', 30], ['DoWork', 1 + (started % 3)]]) {
+      const response = await page.request.post(`${plan.url}/orchestrators/${name}`, { data: input });
+      check(response.status() === 202, `start of ${name} answered ${response.status()}`);
     }
     await page.waitForFunction((n) => {
       const d = document.querySelector('.chart path.line')?.getAttribute('d') ?? '';
