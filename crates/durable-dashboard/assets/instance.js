@@ -71,17 +71,21 @@ export function instancePage(main, id) {
     };
   }
 
+  // An action's refresh can overlap a poll: only the latest load shows and schedules the next.
+  let latest = 0;
+
   async function load() {
     clearTimeout(timer);
+    const mine = ++latest;
     try {
       const [state, steps] = await Promise.all([
         call('GET', instancePath(id), { query: { showHistory: 'true' } }),
         call('GET', instancePath(id, '/timeline')),
       ]);
-      if (stopped) return;
+      if (stopped || mine !== latest) return;
       show(state.data, steps.data);
     } catch (error) {
-      if (stopped) return;
+      if (stopped || mine !== latest) return;
       if (error instanceof ApiError && error.status === 404) {
         message.textContent = 'There is no such instance (it may have been purged).';
         for (const b of buttons) b.disabled = true;

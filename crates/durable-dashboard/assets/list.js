@@ -97,7 +97,11 @@ export function listPage(main, params) {
   next.addEventListener('click', () => load(index + 1));
   refresh.addEventListener('click', () => load(index));
 
+  // Only the answer to the latest request is shown, whatever order answers arrive in.
+  let latest = 0;
+
   async function load(page) {
+    const mine = ++latest;
     const query = {
       runtimeStatus: params.get('status'),
       name: params.get('name'),
@@ -110,14 +114,14 @@ export function listPage(main, params) {
     summary.textContent = 'Loading…';
     try {
       const { data, headers: answer } = await call('GET', `${HUB}/instances`, { query, headers });
-      if (stopped) return;
+      if (stopped || mine !== latest) return;
       index = page;
       tokens.length = page + 1;
       const token = answer.get(CONTINUATION);
       if (token) tokens.push(token);
       show(data, Boolean(token));
     } catch (error) {
-      if (!stopped) summary.textContent = describe(error);
+      if (!stopped && mine === latest) summary.textContent = describe(error);
     }
   }
 

@@ -110,16 +110,20 @@ export function livePage(main) {
     if (!paused) tick();
   });
 
+  // Pausing and resuming during a poll must not start a second chain of polls.
+  let latest = 0;
+
   async function tick() {
     clearTimeout(timer);
     if (stopped || paused) return;
+    const mine = ++latest;
     if (!document.hidden) {
       try {
         const [stats, list] = await Promise.all([
           call('GET', `${HUB}/stats`),
           call('GET', `${HUB}/instances`, { query: { runtimeStatus: LIVE.join(','), top: String(SHOWN) } }),
         ]);
-        if (stopped) return;
+        if (stopped || mine !== latest) return;
         record(stats.data);
         replaceIfChanged(counts, JSON.stringify(stats.data), tiles(stats.data));
         chartBox.replaceChildren(...charts());
@@ -132,11 +136,11 @@ export function livePage(main) {
         }
         updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
       } catch (error) {
-        if (stopped) return;
+        if (stopped || mine !== latest) return;
         updated.textContent = describe(error);
       }
     }
-    if (!stopped && !paused) timer = setTimeout(tick, POLL_MS);
+    if (!stopped && !paused && mine === latest) timer = setTimeout(tick, POLL_MS);
   }
 
   tick();
