@@ -161,7 +161,7 @@ fn table_rows(text: &str) -> Vec<Vec<String>> {
 }
 
 #[test]
-fn the_dashboard_lists_shows_and_terminates() {
+fn the_dashboard_lists_shows_and_acts() {
     let served = Served::start(&[]);
     start(&served, "Chaining", "chaining", r#""dashboard""#);
     start(&served, "Nested", "nested", r#"["x", "y"]"#);
@@ -198,6 +198,9 @@ fn the_dashboard_lists_shows_and_terminates() {
         "nested": "nested",
         "failed": "failed-counter",
         "approval": "approval",
+        "counter": "counter",
+        "restart": "chaining",
+        "purge": "batch-00",
         "batch": batch,
     });
     let report = drive(plan(&served, "main", ids));
@@ -262,6 +265,33 @@ fn the_dashboard_lists_shows_and_terminates() {
     let body = status(&served, "approval", None);
     assert_eq!(body["runtimeStatus"], "Terminated", "{body}");
     assert_eq!(body["output"], REASON);
+
+    // The other actions, each confirmed in its dialog.
+    let counter = status(&served, "counter", None);
+    assert_eq!(counter["runtimeStatus"], "Running", "{counter}");
+    assert_eq!(counter["customStatus"], 7, "raised incr: {counter}");
+    let restarted = report["restartedAs"].as_str().unwrap();
+    assert_ne!(restarted, "chaining");
+    wait_status(&served, restarted, "Completed");
+    let body = status(&served, restarted, None);
+    assert_eq!(body["output"], "dashboard,F1,F2,F3,F4", "{body}");
+    assert_eq!(report["purged"], true);
+    let purged = http()
+        .get(format!("{}{HUB}/instances/batch-00", served.url()))
+        .send()
+        .unwrap();
+    assert_eq!(purged.status(), 404);
+    // The rewind reaches the history once the instance has taken it in.
+    let history = format!("{}{HUB}/instances/failed-counter/timeline", served.url());
+    let started = Instant::now();
+    loop {
+        let rows = http().get(&history).send().unwrap().text().unwrap();
+        if rows.contains("ExecutionRewound") {
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "no rewind in {rows}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -26,7 +26,7 @@ const post = (id, action, query) => call('POST', instancePath(id, `/${action}`),
 
 export const ACTIONS = [
   {
-    key: 'raise', label: 'Raise event', when: LIVE,
+    key: 'raise', label: 'Raise event', when: LIVE, question: 'Raise an event for this instance?',
     text: 'Delivers an external event to the instance. An orchestration waiting for this name ' +
       'receives the data; otherwise the event is kept until it waits.',
     fields: [{ name: 'event', label: 'Event name', required: true },
@@ -101,7 +101,7 @@ export function confirmAction(action, id, after) {
     action.label);
   const cancel = h('button', { type: 'button' }, 'Cancel');
   const form = h('form', { method: 'dialog' },
-    h('h2', { id: 'action-title' }, `${action.label} this instance?`),
+    h('h2', { id: 'action-title' }, action.question ?? `${action.label} this instance?`),
     h('p', {}, action.text),
     h('p', { class: 'subject' }, 'Instance ', h('code', {}, id)),
     action.fields.map(input),

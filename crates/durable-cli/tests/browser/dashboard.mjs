@@ -64,6 +64,28 @@ async function applyFilters(page, fill) {
   await page.getByRole('button', { name: 'Apply filters' }).click();
 }
 
+/** Opens the dialog of an action, fills it and confirms; waits until it has closed. */
+async function act(page, label, fill) {
+  await page.getByRole('button', { name: `${label}…` }).click();
+  const dialog = page.getByRole('dialog');
+  if (fill) await fill(dialog);
+  await dialog.getByRole('button', { name: label, exact: true }).click();
+  await dialog.waitFor({ state: 'detached' });
+}
+
+const status = (page, text) => page.locator('#instance-status', { hasText: text }).waitFor();
+
+/** Waits for the page of instance `id` (not the one it replaces) to show `wanted`. */
+async function shown(page, id, wanted) {
+  await page.getByRole('heading', { name: `Instance ${id}`, exact: true }).waitFor();
+  await status(page, wanted);
+}
+
+async function openInstance(page, id, wanted) {
+  await page.goto(`${plan.url}/#/instances/${encodeURIComponent(id)}`);
+  await shown(page, id, wanted);
+}
+
 async function list(page, report) {
   await page.goto(`${plan.url}/`);
   await page.getByRole('heading', { name: 'Instances', level: 1 }).waitFor();
@@ -104,8 +126,7 @@ async function timelineRows(page) {
 async function instance(page, report) {
   await page.goto(`${plan.url}/`);
   await page.locator('main table a.id', { hasText: plan.ids.nested }).first().click();
-  await page.getByRole('heading', { name: `Instance ${plan.ids.nested}` }).waitFor();
-  await page.locator('#instance-status', { hasText: 'Completed' }).waitFor();
+  await shown(page, plan.ids.nested, 'Completed');
   await page.getByRole('heading', { name: 'Sub-orchestrations' }).waitFor();
   report.timeline = await timelineRows(page);
   report.children = await page.locator('section table a.id').allTextContents();
@@ -114,10 +135,10 @@ async function instance(page, report) {
 
   // A child links back to its parent.
   await page.locator('section table a.id').first().click();
-  await page.getByRole('heading', { name: `Instance ${report.children[0]}` }).waitFor();
+  await shown(page, report.children[0], 'Completed');
   await page.getByRole('link', { name: plan.ids.nested }).waitFor();
 
-  await page.goto(`${plan.url}/#/instances/${encodeURIComponent(plan.ids.failed)}`);
+  await openInstance(page, plan.ids.failed, 'Failed');
   await page.getByRole('heading', { name: 'Failure' }).waitFor();
   report.failure = await page.locator('.failure').first().textContent();
   check(!(await page.getByRole('button', { name: 'Rewind…' }).isDisabled()), 'rewind disabled on a failed instance');
@@ -159,8 +180,7 @@ async function live(page, report) {
 }
 
 async function terminate(page, report) {
-  await page.goto(`${plan.url}/#/instances/${encodeURIComponent(plan.ids.approval)}`);
-  await page.locator('#instance-status', { hasText: 'Running' }).waitFor();
+  await openInstance(page, plan.ids.approval, 'Running');
   // By keyboard: Enter opens the dialog with the focus in its first field; Escape leaves it.
   await page.getByRole('button', { name: 'Terminate…' }).focus();
   await page.keyboard.press('Enter');
@@ -178,8 +198,38 @@ async function terminate(page, report) {
   await page.getByRole('button', { name: 'Terminate…' }).click();
   await dialog.getByLabel('Reason (optional)').fill(plan.reason);
   await dialog.getByRole('button', { name: 'Terminate' }).click();
-  await page.locator('#instance-status', { hasText: 'Terminated' }).waitFor();
+  await status(page, 'Terminated');
   report.terminated = true;
+}
+
+async function actions(page, report) {
+  await openInstance(page, plan.ids.counter, 'Running');
+  await act(page, 'Raise event', async (dialog) => {
+    await dialog.getByLabel('Event name').fill('operation');
+    await dialog.getByLabel('Data (JSON', { exact: false }).fill('incr');
+  });
+  await page.locator('.payload', { hasText: 'Custom status' }).locator('pre', { hasText: '7' }).waitFor();
+  await act(page, 'Suspend');
+  await status(page, 'Suspended');
+  await act(page, 'Resume');
+  await status(page, 'Running');
+
+  await openInstance(page, plan.ids.failed, 'Failed');
+  await act(page, 'Rewind', (dialog) => dialog.getByLabel('Reason (optional)').fill('try again'));
+  await page.locator('#toast', { hasText: 'Rewind requested.' }).waitFor();
+
+  await openInstance(page, plan.ids.restart, 'Completed');
+  await act(page, 'Restart');
+  // The page moves to the new instance.
+  await page.waitForFunction((old) => location.hash.startsWith('#/instances/')
+    && decodeURIComponent(location.hash.slice('#/instances/'.length)) !== old, plan.ids.restart);
+  report.restartedAs = await page.evaluate(() => decodeURIComponent(location.hash.slice('#/instances/'.length)));
+  await shown(page, report.restartedAs, 'Completed');
+
+  await openInstance(page, plan.ids.purge, 'Completed');
+  await act(page, 'Purge');
+  await page.getByRole('heading', { name: 'Instances', level: 1 }).waitFor();
+  report.purged = true;
 }
 
 async function withKey(page, report) {
@@ -206,7 +256,7 @@ async function withKey(page, report) {
 }
 
 const scenarios = {
-  main: [list, instance, live, terminate],
+  main: [list, instance, live, terminate, actions],
   key: [withKey],
 };
 
