@@ -8,6 +8,12 @@ export function cell(value) {
   return JSON.stringify(value);
 }
 
+/** Text cut to `max` characters, with an ellipsis when it was longer. */
+export function short(text, max) {
+  const chars = [...text];
+  return chars.length <= max ? text : `${chars.slice(0, max - 1).join('')}…`;
+}
+
 /** A payload for reading: indented JSON; strings keep their quotes so types stay visible. */
 export function pretty(value) {
   if (value === undefined) return '-';

@@ -3,7 +3,7 @@
 
 import { CONTINUATION, HUB, call, describe } from './api.js';
 import { badge, h, instanceLink, replaceIfChanged, table } from './dom.js';
-import { cell, since, time } from './format.js';
+import { cell, short, since, time } from './format.js';
 import { lineChart } from './chart.js';
 import { STATUSES } from './list.js';
 
@@ -73,7 +73,7 @@ function runningTable(instances, more) {
     instanceLink(i.instanceId),
     i.name,
     badge(i.runtimeStatus),
-    cell(i.customStatus),
+    short(cell(i.customStatus), 80),
     time(i.createdTime),
     h('span', { 'data-since': i.createdTime }, since(Date.parse(i.createdTime), now)),
   ]);
