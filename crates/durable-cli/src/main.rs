@@ -1,8 +1,8 @@
 //! `durable`: run the engine (`durable serve`) and manage instances from a terminal.
 
 mod api;
-mod bench;
 mod audit;
+mod bench;
 mod commands;
 mod render;
 mod serve;
@@ -69,7 +69,8 @@ enum Command {
         /// sqlite::memory: for a throwaway run.
         #[arg(long, env = "DURABLE_STORE", default_value = "sqlite://durable.db")]
         store: String,
-        /// Register the sample orchestrations (Chaining, FanOutFanIn, DoWork, Counter, Approval).
+        /// Register the sample orchestrations (Chaining, FanOutFanIn, DoWork, Counter, Approval,
+        /// Nested).
         #[arg(long)]
         samples: bool,
         /// Serve on non-loopback addresses without an API key.

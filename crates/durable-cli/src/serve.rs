@@ -149,7 +149,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let monitoring = durable_http::metrics::router(worker.client(), args.scale.clone())
         .method_not_allowed_fallback(durable_http::method_not_allowed)
         .layer(durable_http::require_api_key(args.api_key.clone()));
-    let app = durable_http::router(worker.client(), catalog, api).merge(monitoring);
+    // The dashboard's files are open (they hold no data); the API calls it makes need the key.
+    let dashboard =
+        durable_dashboard::router().method_not_allowed_fallback(durable_http::method_not_allowed);
+    let app = durable_http::router(worker.client(), catalog, api)
+        .merge(monitoring)
+        .merge(dashboard);
 
     let http_listener = TcpListener::bind(http_addr)
         .await
@@ -166,6 +171,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     eprintln!("durable serve");
     eprintln!("  store      {}", store.describe());
     eprintln!("  HTTP API   http://{}", http_listener.local_addr()?);
+    eprintln!("  dashboard  http://{}/", http_listener.local_addr()?);
     match &grpc_listener {
         Some(l) => eprintln!(
             "  gRPC       {} (Durable Task sidecar protocol)",

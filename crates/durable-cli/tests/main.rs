@@ -1,9 +1,11 @@
 //! The `durable` binary end to end: `durable serve` as a real process, driven with HTTP, the
-//! client subcommands and the Python SDK; several of them on one PostgreSQL task hub.
+//! client subcommands, the Python SDK, the dashboard in headless Chromium, and several
+//! processes on one PostgreSQL task hub.
 
 mod bench;
 mod cli;
 mod cluster;
+mod dashboard;
 mod metrics;
 mod scale_out;
 mod serve;

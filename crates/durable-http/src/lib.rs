@@ -30,7 +30,7 @@
 //! ## Adding routes
 //!
 //! The router carries JSON fallbacks for unknown routes (`404`) and wrong methods (`405`), and
-//! the API key check on its own routes. Routes merged in later (a dashboard, `/metrics`) are
+//! the API key check on its own routes. Routes merged in later (`/metrics`, say) are
 //! protected by layering [`require_api_key`] on them before the merge, and get the JSON `405`
 //! with [`axum::Router::method_not_allowed_fallback`]`(`[`method_not_allowed`]`)`. Merge
 //! routers without a fallback of their own (axum refuses two).

@@ -120,6 +120,32 @@ pub struct PurgeResult {
     pub instances_deleted: u64,
 }
 
+/// What `GET /stats` answers.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Every status with its number of instances (zero included), across the task hub.
+    pub instances_by_status: BTreeMap<String, u64>,
+    /// Instances with work waiting to be claimed.
+    pub orchestration_backlog: u64,
+    /// Activity invocations waiting to run.
+    pub activity_backlog: u64,
+    /// Durable timers not yet due.
+    pub pending_timers: u64,
+    /// What this process has done since it started.
+    pub process: ProcessCounters,
+}
+
+/// Monotonic counters of one process; they restart from zero with it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessCounters {
+    /// Orchestration turns committed.
+    pub turns: u64,
+    pub activities_completed: u64,
+    pub activities_failed: u64,
+}
+
 /// What `/healthz` answers.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {

@@ -6,8 +6,8 @@ use utoipa::OpenApi;
 use crate::check_status::CheckStatus;
 use crate::error::ErrorBody;
 use crate::metrics;
-use crate::model::{Health, InstanceStatus, PurgeResult, TimelineEntry};
-use crate::routes::{instances, manage, purge, start};
+use crate::model::{Health, InstanceStatus, ProcessCounters, PurgeResult, Stats, TimelineEntry};
+use crate::routes::{instances, manage, purge, start, stats};
 use crate::scale::ScaleSignal;
 
 #[derive(OpenApi)]
@@ -37,6 +37,7 @@ use crate::scale::ScaleSignal;
         purge::purge_many,
         metrics::scale,
         metrics::prometheus,
+        stats::stats,
         health,
     ),
     components(schemas(
@@ -46,7 +47,9 @@ use crate::scale::ScaleSignal;
         ErrorBody,
         Health,
         TimelineEntry,
-        ScaleSignal
+        ScaleSignal,
+        Stats,
+        ProcessCounters
     ))
 )]
 pub(crate) struct ApiDoc;

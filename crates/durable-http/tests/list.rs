@@ -108,6 +108,19 @@ async fn status_and_time_filters() {
 }
 
 #[tokio::test]
+async fn the_name_filter_matches_whole_names() {
+    let server = Server::start().await;
+    start_with_id(&server, "Chaining", "c-1", r#""a""#).await;
+    start_with_id(&server, "Approval", "a-1", "").await;
+    let (ids, _) = page(&server, "?name=Chaining", None).await;
+    assert_eq!(ids, ["c-1"]);
+    let (ids, _) = page(&server, "?name=Chain", None).await;
+    assert!(ids.is_empty());
+    let (ids, _) = page(&server, "?name=", None).await;
+    assert_eq!(ids.len(), 2, "an empty name filters nothing");
+}
+
+#[tokio::test]
 async fn inputs_are_listed_only_on_request_and_outputs_always() {
     let server = Server::start().await;
     start_with_id(&server, "Chaining", "c", r#""in""#).await;

@@ -10,6 +10,7 @@ mod monitoring;
 mod openapi;
 mod purge;
 mod start;
+mod stats;
 mod status;
 mod support;
 mod user_handlers;

@@ -33,6 +33,7 @@ async fn openapi_lists_every_route_and_method() {
         (format!("{hub}/instances/{{instanceId}}/resume"), "post"),
         (format!("{hub}/instances/{{instanceId}}/rewind"), "post"),
         (format!("{hub}/instances/{{instanceId}}/restart"), "post"),
+        (format!("{hub}/stats"), "get"),
         ("/orchestrators/{name}".to_string(), "post"),
         (
             "/admin/extensions/DurableTaskExtension/{instanceId}".to_string(),

@@ -77,6 +77,7 @@ async fn purge_refuses_missing_or_inapplicable_filters() {
         "",
         "?runtimeStatus=Running",
         "?runtimeStatus=Completed&instanceIdPrefix=a",
+        "?runtimeStatus=Completed&name=Chaining",
         "?runtimeStatus=Completed&top=5",
         "?createdTimeTo=soon",
     ] {

@@ -8,6 +8,7 @@
 //! | `DoWork` | seconds (default 5) | `"done"` after working that long |
 //! | `Counter` | initial value (default 0) | the value when event `operation` = `"end"` arrives |
 //! | `Approval` | `{"timeoutSeconds": n}` (default 259200) | `"approved"`, `"rejected"` or `"escalated"` |
+//! | `Nested` | a list of strings (default `["a", "b"]`) | each run through `Chaining` as a sub-orchestration |
 //!
 //! Activity names are global in a task hub, and both `Chaining` and `FanOutFanIn` call `F1`, `F2`
 //! and `F3`; so those activities act on the input they get: a string has `,Fi` appended, a number
@@ -26,9 +27,17 @@ pub const FAN_OUT_FAN_IN: Orchestration<Option<u64>, u64> = Orchestration::new("
 pub const DO_WORK: Orchestration<Option<u64>, String> = Orchestration::new("DoWork");
 pub const COUNTER: Orchestration<Option<i64>, i64> = Orchestration::new("Counter");
 pub const APPROVAL: Orchestration<Option<ApprovalInput>, String> = Orchestration::new("Approval");
+pub const NESTED: Orchestration<Option<Vec<String>>, Vec<String>> = Orchestration::new("Nested");
 
 /// The names `register` adds, for listings and error messages.
-pub const ORCHESTRATIONS: [&str; 5] = ["Approval", "Chaining", "Counter", "DoWork", "FanOutFanIn"];
+pub const ORCHESTRATIONS: [&str; 6] = [
+    "Approval",
+    "Chaining",
+    "Counter",
+    "DoWork",
+    "FanOutFanIn",
+    "Nested",
+];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -110,6 +119,22 @@ async fn approval(
     }
 }
 
+/// Sub-orchestrations: one `Chaining` per item, side by side.
+async fn nested(
+    ctx: OrchestrationContext,
+    items: Option<Vec<String>>,
+) -> Result<Vec<String>, Error> {
+    let items = items.unwrap_or_else(|| vec!["a".into(), "b".into()]);
+    let children = items
+        .into_iter()
+        .map(|item| ctx.call_sub_orchestration(CHAINING, item));
+    let mut outputs = Vec::new();
+    for output in join_all(children).await {
+        outputs.push(output?);
+    }
+    Ok(outputs)
+}
+
 /// F1..F4: append `,Fi` to a string; on numbers, the fan-out steps.
 async fn step(ctx: ActivityContext, input: Value) -> Result<Value, Error> {
     match (ctx.name.as_str(), input) {
@@ -150,7 +175,8 @@ pub fn registry() -> Registry {
         .add_orchestration(FAN_OUT_FAN_IN, fan_out_fan_in)
         .add_orchestration(DO_WORK, do_work)
         .add_orchestration(COUNTER, counter)
-        .add_orchestration(APPROVAL, approval);
+        .add_orchestration(APPROVAL, approval)
+        .add_orchestration(NESTED, nested);
     for name in ["F1", "F2", "F3", "F4"] {
         r.add_activity(name, step);
     }
@@ -231,6 +257,11 @@ mod tests {
         let s = run("Approval", serde_json::json!({"timeoutSeconds": 1}), &[]).await;
         assert_eq!(s.output_as::<String>().unwrap(), "escalated");
         assert_eq!(s.status, RuntimeStatus::Completed);
+        let s = run("Nested", Value::Null, &[]).await;
+        assert_eq!(
+            s.output_as::<Vec<String>>().unwrap(),
+            ["a,F1,F2,F3,F4", "b,F1,F2,F3,F4"]
+        );
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub(crate) struct Filters {
     created_time_to: Option<String>,
     /// Instance ids starting with this text (`GET` only).
     instance_id_prefix: Option<String>,
+    /// The orchestration name, exactly (`GET` only).
+    name: Option<String>,
     /// Page size, 1 to 1000 (default 100; `GET` only).
     top: Option<usize>,
     /// Include each instance's input (default false; `GET` only).
@@ -51,7 +53,7 @@ impl Filters {
             statuses: self.statuses()?,
             created_from: time("createdTimeFrom", &self.created_time_from)?,
             created_to: time("createdTimeTo", &self.created_time_to)?,
-            name: None,
+            name: self.name.clone().filter(|n| !n.is_empty()),
             instance_id_prefix: self.instance_id_prefix.clone().filter(|p| !p.is_empty()),
             page_size: Some(self.top.unwrap_or(100)),
             continuation_token: token.map(decode_token).transpose()?,
@@ -67,6 +69,7 @@ impl Filters {
     pub(crate) fn purge(&self) -> Result<PurgeFilter, ApiError> {
         for (name, set) in [
             ("instanceIdPrefix", self.instance_id_prefix.is_some()),
+            ("name", self.name.is_some()),
             ("top", self.top.is_some()),
         ] {
             if set {

@@ -5,6 +5,7 @@ pub(crate) mod instances;
 pub(crate) mod manage;
 pub(crate) mod purge;
 pub(crate) mod start;
+pub(crate) mod stats;
 
 use std::sync::Arc;
 
@@ -44,7 +45,8 @@ pub(crate) fn api(state: AppState) -> Router {
         .route("/instances/{instanceId}/suspend", post(manage::suspend))
         .route("/instances/{instanceId}/resume", post(manage::resume))
         .route("/instances/{instanceId}/rewind", post(manage::rewind))
-        .route("/instances/{instanceId}/restart", post(manage::restart));
+        .route("/instances/{instanceId}/restart", post(manage::restart))
+        .route("/stats", get(stats::stats));
     Router::new()
         .nest(BASE_PATH, hub)
         // The seed's short forms.
