@@ -10,6 +10,10 @@
 //! | `Approval` | `{"timeoutSeconds": n}` (default 259200) | `"approved"`, `"rejected"` or `"escalated"` |
 //! | `Nested` | a list of strings (default `["a", "b"]`) | each run through `Chaining` as a sub-orchestration |
 //!
+//! | entity | operations |
+//! |---|---|
+//! | `Counter` (ids `@counter@KEY`) | `add` (a number), `reset`, `get` (the value), `delete` |
+//!
 //! Activity names are global in a task hub, and both `Chaining` and `FanOutFanIn` call `F1`, `F2`
 //! and `F3`; so those activities act on the input they get: a string has `,Fi` appended, a number
 //! is handled as the fan-out step (F1: `n` → `[1..=n]`, F2: `x` → `x*x`, F3: the sum, unchanged).
@@ -28,6 +32,9 @@ pub const DO_WORK: Orchestration<Option<u64>, String> = Orchestration::new("DoWo
 pub const COUNTER: Orchestration<Option<i64>, i64> = Orchestration::new("Counter");
 pub const APPROVAL: Orchestration<Option<ApprovalInput>, String> = Orchestration::new("Approval");
 pub const NESTED: Orchestration<Option<Vec<String>>, Vec<String>> = Orchestration::new("Nested");
+
+/// The sample entities.
+pub const ENTITIES: [&str; 1] = ["counter"];
 
 /// The names `register` adds, for listings and error messages.
 pub const ORCHESTRATIONS: [&str; 6] = [
@@ -135,6 +142,34 @@ async fn nested(
     Ok(outputs)
 }
 
+/// The `Counter` entity: a number that operations change one at a time.
+fn counter_entity(ctx: &mut durable::EntityContext) -> Result<i64, Error> {
+    let value: i64 = ctx.state_or_default()?;
+    match ctx.operation() {
+        "add" => {
+            let by: i64 = ctx.input()?;
+            let value = value
+                .checked_add(by)
+                .ok_or_else(|| Error::new("Overflow", "the counter would overflow"))?;
+            ctx.set_state(&value)?;
+            Ok(value)
+        }
+        "reset" => {
+            ctx.set_state(&0)?;
+            Ok(0)
+        }
+        "get" => Ok(value),
+        "delete" => {
+            ctx.delete_state();
+            Ok(value)
+        }
+        other => Err(Error::new(
+            "UnknownOperation",
+            format!("the counter has no operation '{other}' (add, reset, get, delete)"),
+        )),
+    }
+}
+
 /// F1..F4: append `,Fi` to a string; on numbers, the fan-out steps.
 async fn step(ctx: ActivityContext, input: Value) -> Result<Value, Error> {
     match (ctx.name.as_str(), input) {
@@ -177,6 +212,7 @@ pub fn registry() -> Registry {
         .add_orchestration(COUNTER, counter)
         .add_orchestration(APPROVAL, approval)
         .add_orchestration(NESTED, nested);
+    r.add_entity("Counter", counter_entity);
     for name in ["F1", "F2", "F3", "F4"] {
         r.add_activity(name, step);
     }
@@ -264,9 +300,39 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn the_counter_entity_adds_resets_and_deletes() {
+        let store: durable::SharedStore = Arc::new(MemoryStore::default());
+        let worker = register(Worker::builder(store)).start();
+        let client = worker.client();
+        let id = durable::EntityId::new("Counter", "sample");
+        for op in [
+            ("add", 5),
+            ("add", -2),
+            ("reset", 0),
+            ("add", 4),
+            ("nope", 0),
+        ] {
+            client.signal_entity(&id, op.0, op.1).await.unwrap();
+        }
+        let read = || async { client.get_entity(&id).await.unwrap().and_then(|e| e.state) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while read().await.as_deref() != Some("4") {
+            assert!(std::time::Instant::now() < deadline, "{:?}", read().await);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        client.signal_entity(&id, "delete", ()).await.unwrap();
+        while read().await.is_some() {
+            assert!(std::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        worker.shutdown().await;
+    }
+
     #[test]
     fn registry_holds_every_documented_name() {
         let r = registry();
         assert_eq!(r.orchestration_names(), ORCHESTRATIONS);
+        assert_eq!(r.entity_names(), ENTITIES);
     }
 }

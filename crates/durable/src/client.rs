@@ -517,7 +517,7 @@ impl Client {
     }
 
     /// An entity's state, lock and backlog; `None` if it has never been addressed.
-    pub async fn entity(&self, entity: &EntityId) -> ClientResult<Option<EntityState>> {
+    pub async fn get_entity(&self, entity: &EntityId) -> ClientResult<Option<EntityState>> {
         let instance = self.status(&entity.to_string()).await?;
         Ok(instance.as_ref().and_then(EntityState::of))
     }

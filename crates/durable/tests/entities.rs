@@ -65,7 +65,7 @@ fn key(k: &str) -> EntityId {
 async fn wait_for_state(client: &Client, id: &EntityId, want: i64) -> EntityState {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let e = client.entity(id).await.unwrap();
+        let e = client.get_entity(id).await.unwrap();
         if let Some(e) = &e
             && e.state.as_deref() == Some(want.to_string().as_str())
         {
@@ -87,7 +87,7 @@ async fn signals_from_a_client_apply_in_order() {
         .start();
     let client = worker.client();
     let id = key("signals");
-    assert!(client.entity(&id).await.unwrap().is_none());
+    assert!(client.get_entity(&id).await.unwrap().is_none());
     for i in 1..=100 {
         client.signal_entity(&id, "add", i).await.unwrap();
     }
@@ -105,7 +105,14 @@ async fn signals_from_a_client_apply_in_order() {
     // Deleting the state makes the entity disappear from listings of stateful entities.
     client.signal_entity(&id, "reset", ()).await.unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;
-    while client.entity(&id).await.unwrap().unwrap().state.is_some() {
+    while client
+        .get_entity(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .state
+        .is_some()
+    {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -136,7 +143,7 @@ async fn scheduled_signals_wait_for_their_time() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let early = client.entity(&id).await.unwrap();
+    let early = client.get_entity(&id).await.unwrap();
     assert!(
         early.as_ref().is_none_or(|e| e.state.is_none()),
         "applied before its time: {early:?}"
@@ -296,5 +303,90 @@ async fn locks_are_released_when_the_orchestration_ends() {
         failure.error_message.contains("at least one entity"),
         "{failure}"
     );
+    worker.shutdown().await;
+}
+
+/// Locks the counters of the given keys, adds one to each, then waits for an event forever
+/// (or fails at once with `fail`).
+async fn holds(ctx: OrchestrationContext, (keys, fail): (Vec<String>, bool)) -> Result<(), Error> {
+    let ids: Vec<EntityId> = keys.iter().map(|k| key(k)).collect();
+    let _section = ctx.lock_entities(&ids).await;
+    for id in &ids {
+        ctx.call_entity::<_, i64>(id, "add", 1).await?;
+    }
+    if fail {
+        return Err(Error::new("Refused", "failing inside a critical section"));
+    }
+    ctx.wait_for_event::<()>("go").await?;
+    Ok(())
+}
+
+async fn wait_for_backlog(client: &Client, id: &EntityId, want: usize) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let e = client.get_entity(id).await.unwrap();
+        if e.as_ref().is_some_and(|e| e.backlog == want) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{id} never had {want} waiting: {e:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn terminated_and_failed_holders_release_their_locks() {
+    let worker = Worker::builder(sqlite_store())
+        .options(fast())
+        .entity("Counter", counter)
+        .orchestration("Holds", holds)
+        .start();
+    let client = worker.client();
+    let start = |keys: &[&str], fail: bool| {
+        let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        let client = client.clone();
+        async move { client.start("Holds", (keys, fail)).await.unwrap() }
+    };
+
+    // Failing inside the section releases it.
+    let failed = start(&["f"], true).await;
+    let done = client.wait_for_completion(&failed, WAIT).await.unwrap();
+    assert_eq!(done.status, RuntimeStatus::Failed);
+    client.signal_entity(&key("f"), "add", 1).await.unwrap();
+    wait_for_state(&client, &key("f"), 2).await;
+
+    // A terminated holder releases its lock: signals waiting for it apply.
+    let holder = start(&["z"], false).await;
+    wait_for_state(&client, &key("z"), 1).await;
+    // This one gets w, then waits at z behind the holder.
+    let waiter = start(&["w", "z"], false).await;
+    wait_for_backlog(&client, &key("z"), 1).await;
+    assert!(
+        client
+            .get_entity(&key("w"))
+            .await
+            .unwrap()
+            .unwrap()
+            .locked_by
+            .is_some()
+    );
+    client.signal_entity(&key("z"), "add", 10).await.unwrap();
+    wait_for_backlog(&client, &key("z"), 2).await;
+
+    // The waiter ends while its request waits at z: w is unlocked, and z will let the request
+    // pass once the holder is gone, without locking.
+    client.terminate(&waiter, "stop", false).await.unwrap();
+    client.wait_for_completion(&waiter, WAIT).await.unwrap();
+    client.signal_entity(&key("w"), "add", 1).await.unwrap();
+    wait_for_state(&client, &key("w"), 1).await;
+
+    client.terminate(&holder, "stop", false).await.unwrap();
+    client.wait_for_completion(&holder, WAIT).await.unwrap();
+    let z = wait_for_state(&client, &key("z"), 11).await;
+    assert_eq!((z.locked_by, z.backlog), (None, 0));
+    client.signal_entity(&key("z"), "add", 1).await.unwrap();
+    wait_for_state(&client, &key("z"), 12).await;
     worker.shutdown().await;
 }

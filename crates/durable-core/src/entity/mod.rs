@@ -72,7 +72,15 @@ pub struct EntitySchedule {
     pub lock: Option<EntityLock>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queue: Vec<HistoryEvent>,
+    /// Critical sections unlocked before their lock request reached this entity (their
+    /// orchestration ended while the request travelled). The request, when it comes, is passed
+    /// on without taking the lock.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub released: Vec<String>,
 }
+
+/// Unlocks remembered for requests still on their way; beyond this the oldest are forgotten.
+const MAX_RELEASED: usize = 1000;
 
 impl EntitySchedule {
     pub fn from_json(text: Option<&str>) -> Self {
@@ -125,6 +133,7 @@ pub fn plan(
     now: DateTime<Utc>,
 ) -> EntityPlan {
     let mut lock = schedule.lock;
+    let mut released = schedule.released;
     let mut pending: std::collections::VecDeque<HistoryEvent> =
         schedule.queue.into_iter().chain(incoming).collect();
     let mut deferred = Vec::new();
@@ -181,15 +190,20 @@ pub fn plan(
                 position,
                 parent_instance_id,
             } => {
-                if lock.is_some() {
+                let gone = released.iter().position(|r| r == critical_section_id);
+                if gone.is_none() && lock.is_some() {
                     deferred.push(event);
                     continue;
                 }
                 let owner = parent_instance_id.clone().unwrap_or_default();
-                lock = Some(EntityLock {
-                    critical_section_id: critical_section_id.clone(),
-                    owner: owner.clone(),
-                });
+                if let Some(i) = gone {
+                    released.remove(i);
+                } else {
+                    lock = Some(EntityLock {
+                        critical_section_id: critical_section_id.clone(),
+                        owner: owner.clone(),
+                    });
+                }
                 let next = (*position as usize) + 1;
                 let message = match lock_set.get(next) {
                     Some(entity) => to_instance(
@@ -202,6 +216,8 @@ pub fn plan(
                             parent_instance_id: parent_instance_id.clone(),
                         },
                     ),
+                    // The owner ended: nobody waits for the grant.
+                    None if gone.is_some() => continue,
                     None => to_instance(
                         &owner,
                         now,
@@ -215,14 +231,21 @@ pub fn plan(
             EventKind::EntityUnlockSent {
                 critical_section_id,
                 ..
-            } if lock
-                .as_ref()
-                .is_some_and(|l| &l.critical_section_id == critical_section_id) =>
-            {
-                lock = None;
-                // Everything that waited for the lock gets its turn, in arrival order.
-                for waiting in deferred.drain(..).rev() {
-                    pending.push_front(waiting);
+            } => {
+                if lock
+                    .as_ref()
+                    .is_some_and(|l| &l.critical_section_id == critical_section_id)
+                {
+                    lock = None;
+                    // Everything that waited for the lock gets its turn, in arrival order.
+                    for waiting in deferred.drain(..).rev() {
+                        pending.push_front(waiting);
+                    }
+                } else {
+                    released.push(critical_section_id.clone());
+                    if released.len() > MAX_RELEASED {
+                        released.remove(0);
+                    }
                 }
             }
             _ => {}
@@ -231,6 +254,7 @@ pub fn plan(
     plan.schedule = EntitySchedule {
         lock,
         queue: deferred,
+        released,
     };
     plan
 }
@@ -258,6 +282,46 @@ pub fn reply(
         event: HistoryEvent::unnumbered(now, kind),
         visible_at: None,
     }
+}
+
+/// The unlocks owed by an execution that ends without its code running to the end (terminated,
+/// poisoned): one per entity of every critical section it requested and did not release, with
+/// action ids after those in its history.
+pub fn unlocks_owed(history: &[HistoryEvent], instance_id: &str) -> Vec<crate::action::Action> {
+    let mut open: Vec<(String, Vec<String>)> = Vec::new();
+    let mut next_id = 0;
+    for event in history {
+        next_id = next_id.max(event.event_id + 1);
+        match &event.kind {
+            EventKind::EntityLockRequested {
+                critical_section_id,
+                lock_set,
+                ..
+            } => open.push((critical_section_id.clone(), lock_set.clone())),
+            EventKind::EntityUnlockSent {
+                critical_section_id,
+                ..
+            } => open.retain(|(id, _)| id != critical_section_id),
+            _ => {}
+        }
+    }
+    let mut actions = Vec::new();
+    for (section, entities) in open {
+        for entity in entities {
+            actions.push(crate::action::Action {
+                id: next_id,
+                kind: crate::action::ActionKind::SendEntityMessage {
+                    event: EventKind::EntityUnlockSent {
+                        critical_section_id: section.clone(),
+                        parent_instance_id: Some(instance_id.to_string()),
+                        target_instance_id: Some(entity),
+                    },
+                },
+            });
+            next_id += 1;
+        }
+    }
+    actions
 }
 
 #[cfg(test)]
@@ -388,5 +452,70 @@ mod tests {
         assert_eq!(ids(&p), ["s1"]);
         assert_eq!(p.schedule.lock.as_ref().unwrap().critical_section_id, "cs2");
         assert_eq!(p.messages[0].instance_id, "x", "the next holder is granted");
+    }
+
+    #[test]
+    fn an_unlock_before_its_request_lets_the_request_pass() {
+        let set = ["@counter@a", "@counter@b"];
+        // b is held by another section when the ended orchestration's unlock arrives.
+        let held = plan(
+            EntitySchedule::default(),
+            vec![lock("other", "x", &["@counter@b"], 0), unlock("cs")],
+            at(),
+        );
+        assert_eq!(held.schedule.released, ["cs"]);
+        // Then the request comes, forwarded by a: it passes without locking or granting.
+        let p = plan(
+            held.schedule,
+            vec![lock("cs", "orch", &set, 1), signal("s1")],
+            at(),
+        );
+        assert_eq!(
+            p.schedule.lock.as_ref().unwrap().critical_section_id,
+            "other"
+        );
+        assert!(p.schedule.released.is_empty());
+        assert!(p.messages.is_empty(), "no grant for an ended owner");
+        let p = plan(p.schedule, vec![unlock("other")], at());
+        assert_eq!(ids(&p), ["s1"]);
+        assert!(p.schedule.lock.is_none() && p.schedule.queue.is_empty());
+    }
+
+    #[test]
+    fn unlocks_owed_cover_open_sections_only() {
+        let mut history = vec![
+            lock("cs1", "orch", &["@c@a", "@c@b"], 0),
+            lock("cs2", "orch", &["@c@c"], 0),
+            unlock("cs2"),
+        ];
+        for (i, e) in history.iter_mut().enumerate() {
+            e.event_id = i as i32;
+        }
+        let owed = unlocks_owed(&history, "orch");
+        let targets: Vec<_> = owed
+            .iter()
+            .map(|a| match &a.kind {
+                crate::action::ActionKind::SendEntityMessage {
+                    event:
+                        EventKind::EntityUnlockSent {
+                            critical_section_id,
+                            target_instance_id,
+                            ..
+                        },
+                } => (
+                    a.id,
+                    critical_section_id.as_str(),
+                    target_instance_id.clone().unwrap(),
+                ),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                (3, "cs1", "@c@a".to_string()),
+                (4, "cs1", "@c@b".to_string())
+            ]
+        );
     }
 }

@@ -211,7 +211,14 @@ impl Hub {
             store,
             options,
             native: [
-                names(native.orchestration_names()),
+                // Entity batches are claimed like orchestration turns, under the entity's name.
+                names(
+                    native
+                        .orchestration_names()
+                        .into_iter()
+                        .chain(native.entity_names())
+                        .collect(),
+                ),
                 names(native.activity_names()),
             ],
             state: Mutex::new(State::default()),

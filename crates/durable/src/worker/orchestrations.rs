@@ -296,6 +296,24 @@ async fn process(shared: &Shared, item: OrchestrationItem) {
     }
 }
 
+/// Adds the unlocks of critical sections still open to an ending the orchestration's code did
+/// not reach (its code would have released them).
+async fn release_locks(
+    shared: &Shared,
+    item: &OrchestrationItem,
+    mut output: TurnOutput,
+) -> Result<TurnOutput, StoreError> {
+    if item.history_len > 0 {
+        let history = shared
+            .store
+            .read_history(&item.instance.instance_id)
+            .await?;
+        let unlocks = durable_core::entity::unlocks_owed(&history, &item.instance.instance_id);
+        output.actions.splice(0..0, unlocks);
+    }
+    Ok(output)
+}
+
 /// Runs the orchestration over the new events. `Ok(None)` means the item was handed back.
 async fn run_turn(
     shared: &Shared,
@@ -308,20 +326,25 @@ async fn run_turn(
         shared.cache.remove(&inst.instance_id);
         metrics::global().poisoned_orchestrations.inc();
         lifecycle::poisoned(item);
-        return Ok(Some(Ran::output(fail(
+        let output = fail(
             "PoisonMessage",
             format!(
                 "this turn was attempted {} times without completing (the process crashed or timed out each time); the instance was failed after {max} deliveries",
                 item.delivery_count()
             ),
-        ))));
+        );
+        return Ok(Some(Ran::output(
+            release_locks(shared, item, output).await?,
+        )));
     }
     for event in new_events {
         match &event.kind {
             EventKind::ExecutionTerminated { input, .. } => {
                 shared.cache.remove(&inst.instance_id);
                 let output = complete(OrchestrationStatus::Terminated, input.clone(), None);
-                return Ok(Some(Ran::output(output)));
+                return Ok(Some(Ran::output(
+                    release_locks(shared, item, output).await?,
+                )));
             }
             EventKind::ExecutionRewound { .. } => {
                 shared.cache.remove(&inst.instance_id);
