@@ -23,10 +23,11 @@ pub enum Workload {
     Idle,
     Timers,
     Http,
+    Entities,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 8] = [
+    pub const ALL: [Workload; 9] = [
         Workload::Sequence,
         Workload::Fanout,
         Workload::Latency,
@@ -35,6 +36,7 @@ impl Workload {
         Workload::Idle,
         Workload::Timers,
         Workload::Http,
+        Workload::Entities,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +49,7 @@ impl Workload {
             Workload::Idle => "idle",
             Workload::Timers => "timers",
             Workload::Http => "http",
+            Workload::Entities => "entities",
         }
     }
 
@@ -61,6 +64,7 @@ impl Workload {
             Workload::Idle => 100_000,
             Workload::Timers => 10_000,
             Workload::Http => 200,
+            Workload::Entities => 20_000,
         }
     }
 
@@ -140,6 +144,12 @@ pub fn registry() -> Registry {
         })
         .add_orchestration("OneStep", |ctx: OrchestrationContext, x: u64| async move {
             Ok::<_, Error>(ctx.call_activity::<_, u64>("Noop", x).await?)
+        })
+        .add_entity("Tally", |ctx: &mut durable::EntityContext| {
+            let value: u64 = ctx.state_or_default()?;
+            let by: u64 = ctx.input()?;
+            ctx.set_state(&(value + by))?;
+            Ok::<_, Error>(())
         });
     r
 }
@@ -211,6 +221,7 @@ pub async fn run(
         Workload::Idle => idle(&client, &store, opts, n).await,
         Workload::Timers => timers(&client, &store, opts, n).await,
         Workload::Http => crate::http::run(&worker, &store, opts, n).await,
+        Workload::Entities => entities(&client, &store, opts, n).await,
     };
     worker.shutdown().await;
     result
@@ -493,5 +504,54 @@ async fn timers(
     let mut r = report(Workload::Timers, store, opts, n, n, started.elapsed());
     r.p50_ms = quantile(&mut lags, 0.5);
     r.p99_ms = quantile(&mut lags, 0.99);
+    Ok(r)
+}
+
+/// Signals into one entity: the time from the first signal until the entity's state shows all
+/// of them applied; p50/p99 are the signal calls (acknowledged and durable).
+async fn entities(
+    client: &Client,
+    store: &SharedStore,
+    opts: &Options,
+    n: u64,
+) -> Result<Report, Box<dyn std::error::Error>> {
+    let id = durable::EntityId::new("Tally", "bench");
+    let started = Instant::now();
+    let mut signal_ms: Vec<f64> = stream::iter(0..n)
+        .map(|i| {
+            let id = id.clone();
+            async move {
+                let t = Instant::now();
+                client.signal_entity(&id, "add", 1u64).await?;
+                if i.is_multiple_of(1000) {
+                    (opts.progress)(i, n);
+                }
+                Ok::<_, durable::ClientError>(t.elapsed().as_secs_f64() * 1000.0)
+            }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let sent = started.elapsed();
+    let want = n.to_string();
+    loop {
+        let state = client.get_entity(&id).await?.and_then(|e| e.state);
+        if state.as_deref() == Some(want.as_str()) {
+            break;
+        }
+        if started.elapsed() > WAIT {
+            return Err(format!("the entity reached {state:?} of {n}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let mut r = report(Workload::Entities, store, opts, 1, n, started.elapsed());
+    r.p50_ms = quantile(&mut signal_ms, 0.5);
+    r.p99_ms = quantile(&mut signal_ms, 0.99);
+    r.extra.insert(
+        "signals_sent_per_s".into(),
+        json!(n as f64 / sent.as_secs_f64()),
+    );
     Ok(r)
 }

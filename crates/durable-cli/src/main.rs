@@ -176,7 +176,7 @@ enum Command {
     /// Run benchmark workloads and print their figures.
     Bench {
         /// Workloads to run (default: all): sequence, fanout, latency, events, history, idle,
-        /// timers, http.
+        /// timers, http, entities.
         workloads: Vec<String>,
         /// Size N of each workload (default: each workload's own).
         #[arg(long)]

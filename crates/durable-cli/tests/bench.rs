@@ -45,7 +45,8 @@ fn every_workload_runs_on_sqlite() {
     assert_eq!(
         names,
         [
-            "sequence", "fanout", "latency", "events", "history", "idle", "timers", "http"
+            "sequence", "fanout", "latency", "events", "history", "idle", "timers", "http",
+            "entities"
         ]
     );
     for r in &reports {
