@@ -119,7 +119,7 @@ pub(crate) fn spawn_flusher(
     policy: FlushPolicy,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
-        .name("durable-sqlite-flusher".into())
+        .name("sqlite-flusher".into())
         .spawn(move || Flusher::new(conn, shared, policy).run())
 }
 

@@ -9,6 +9,7 @@
 //! once flushed to disk. One process owns a database file at a time (a lock file enforces it);
 //! run several processes on PostgreSQL instead.
 
+mod checkpointer;
 mod journal;
 mod schema;
 
@@ -143,6 +144,8 @@ pub struct SqliteStore {
     clock: SharedClock,
     notifier: Notifier,
     flusher: Option<std::thread::JoinHandle<()>>,
+    /// Stopped after the flusher, which may still write on its way out.
+    checkpointer: Option<checkpointer::Checkpointer>,
     /// Held for the store's lifetime: one process per database.
     _lock: File,
     /// Keeps a throwaway database's directory alive.
@@ -187,6 +190,13 @@ impl SqliteStore {
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(|e| open_error(&place, e))?;
         conn.set_prepared_statement_cache_capacity(32);
+        // The checkpointer thread copies the WAL back; this is only the bound if it falls behind.
+        conn.pragma_update(None, "wal_autocheckpoint", 16_384)
+            .map_err(|e| open_error(&place, e))?;
+        // History rows land all over the `(instance_id, seq)` index: keep its pages in memory
+        // rather than reading them back from the OS at every commit.
+        conn.pragma_update(None, "cache_size", -32_768)
+            .map_err(|e| open_error(&place, e))?;
         schema::migrate(&conn).map_err(|e| open_error(&place, e))?;
         let (machine, seq) = journal::recover(&conn).map_err(|e| open_error(&place, e))?;
         let recovered = machine.len();
@@ -215,6 +225,8 @@ impl SqliteStore {
         };
         let flusher = journal::spawn_flusher(conn, shared.clone(), policy)
             .map_err(|e| open_error(&place, format!("cannot start the flusher: {e}")))?;
+        let checkpointer = checkpointer::Checkpointer::spawn(path.clone())
+            .map_err(|e| open_error(&place, format!("cannot start the checkpointer: {e}")))?;
         let description = match &options.path {
             Some(p) => format!("sqlite({}, {})", p.display(), options.synchronous.as_str()),
             None => "sqlite(memory)".to_string(),
@@ -228,6 +240,7 @@ impl SqliteStore {
             clock,
             notifier: Notifier::new(),
             flusher: Some(flusher),
+            checkpointer: Some(checkpointer),
             _lock: lock,
             _temp: temp,
         })
@@ -304,6 +317,7 @@ impl Drop for SqliteStore {
         if let Some(flusher) = self.flusher.take() {
             let _ = flusher.join();
         }
+        drop(self.checkpointer.take());
     }
 }
 
