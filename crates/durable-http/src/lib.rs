@@ -60,7 +60,7 @@ pub use check_status::{
     BASE_PATH, BaseUrl, CheckStatus, RETRY_AFTER_SECONDS, check_status_response,
 };
 pub use error::{ApiError, ErrorBody, method_not_allowed, not_found};
-pub use model::{HistoryEntry, InstanceStatus, PurgeResult};
+pub use model::{EntityKey, EntityStatus, HistoryEntry, InstanceStatus, PurgeResult};
 pub use openapi::openapi;
 pub use uri::redact;
 
@@ -82,22 +82,30 @@ impl Default for ApiOptions {
     }
 }
 
-/// Which orchestration names a start may use. `None` from `known()` means "any name" (a gRPC
-/// worker of unknown names may be connected).
+/// Which orchestration names a start may use, and which entity names a signal may address.
+/// `None` means "any name" (a gRPC worker of unknown names may be connected).
 pub trait OrchestrationCatalog: Send + Sync + 'static {
     fn known(&self) -> Option<Vec<String>>;
+
+    /// The entity names (lower case); by default any name.
+    fn known_entities(&self) -> Option<Vec<String>> {
+        None
+    }
 }
 
-/// The registered orchestration names.
+/// The registered orchestration and entity names.
 impl OrchestrationCatalog for durable::Registry {
     fn known(&self) -> Option<Vec<String>> {
-        Some(
-            self.orchestration_names()
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
-        )
+        Some(owned(self.orchestration_names()))
     }
+
+    fn known_entities(&self) -> Option<Vec<String>> {
+        Some(owned(self.entity_names()))
+    }
+}
+
+fn owned(names: Vec<&str>) -> Vec<String> {
+    names.into_iter().map(str::to_string).collect()
 }
 
 /// Accepts any orchestration name: for servers whose orchestrations live in remote workers.
