@@ -2,7 +2,8 @@
 //!
 //! The HTTP management API of `durable`, in the shape of Durable Functions' webhooks, as an
 //! [`axum::Router`]: start instances, poll their status (`202` while running, `200` when done),
-//! list, raise events, terminate, suspend, resume, rewind, restart and purge. Every route is in
+//! list, raise events, terminate, suspend, resume, rewind, restart and purge; signal, read and
+//! list durable entities (`/runtime/webhooks/durabletask/entities/...`). Every route is in
 //! `docs/http-api.md`; the OpenAPI document is served at `/openapi.json`.
 //!
 //! ```no_run
