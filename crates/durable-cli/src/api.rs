@@ -211,6 +211,46 @@ impl Api {
         self.send(self.request(Method::DELETE, &path)).await
     }
 
+    /// One page of the entities of `name`, with their state.
+    pub async fn entities(
+        &self,
+        name: &str,
+        filters: &Filters,
+        top: usize,
+        token: Option<&str>,
+    ) -> Result<Reply> {
+        let mut query = vec![("fetchState", "true".to_string()), ("top", top.to_string())];
+        query.extend(filters.from.clone().map(|f| ("lastOperationTimeFrom", f)));
+        query.extend(filters.to.clone().map(|t| ("lastOperationTimeTo", t)));
+        let path = format!("/entities/{}", segment(name));
+        let mut request = self.request(Method::GET, &path).query(&query);
+        if let Some(token) = token {
+            request = request.header("x-ms-continuation-token", token);
+        }
+        self.send(request).await
+    }
+
+    /// An entity's status: state, last operation time, lock.
+    pub async fn entity(&self, name: &str, key: &str) -> Result<Reply> {
+        let path = format!("/entities/{}/{}", segment(name), segment(key));
+        let request = self
+            .request(Method::GET, &path)
+            .query(&[("showMetadata", "true")]);
+        self.send(request).await
+    }
+
+    pub async fn signal(
+        &self,
+        name: &str,
+        key: &str,
+        op: &str,
+        input: Option<&str>,
+    ) -> Result<Reply> {
+        let path = format!("/entities/{}/{}", segment(name), segment(key));
+        let request = self.request(Method::POST, &path).query(&[("op", op)]);
+        self.send(Self::with_json(request, input)).await
+    }
+
     pub async fn purge_many(&self, filters: &Filters) -> Result<Reply> {
         let request = self
             .request(Method::DELETE, "/instances")

@@ -6,7 +6,7 @@ use anyhow::{Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
-use crate::api::{Api, Filters};
+use crate::api::{Api, Filters, Reply};
 use crate::render;
 
 /// How a command ended, for the exit code.
@@ -23,7 +23,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    fn print_json(&self, v: &Value) {
+    pub fn print_json(&self, v: &Value) {
         println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     }
 
@@ -129,11 +129,17 @@ pub async fn status(ctx: &Ctx, id: &str) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-pub async fn list(ctx: &Ctx, filters: &Filters, top: usize, all: bool) -> Result<Outcome> {
+/// The first page of a listing, or every page with `all`: the items, and the token of the next
+/// page when one is left.
+pub async fn pages<F, Fut>(all: bool, mut fetch: F) -> Result<(Vec<Value>, Option<String>)>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Reply>>,
+{
     let mut items: Vec<Value> = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let reply = ctx.api.list(filters, top, token.as_deref()).await?;
+        let reply = fetch(token.take()).await?;
         let page = match reply.body {
             Value::Array(page) => page,
             other => other
@@ -145,32 +151,46 @@ pub async fn list(ctx: &Ctx, filters: &Filters, top: usize, all: bool) -> Result
         items.extend(page);
         token = reply.continuation;
         if !all || token.is_none() {
-            break;
+            return Ok((items, token));
         }
     }
+}
+
+/// Prints a listing: the items as JSON with `--json`, else a table of `row(item)` under
+/// `header` and, when a page is left, how to get it (`what` names the items).
+pub fn print_listing(
+    ctx: &Ctx,
+    what: &str,
+    (items, next): (Vec<Value>, Option<String>),
+    header: &[&str],
+    row: impl Fn(&Value) -> Vec<String>,
+) {
     if ctx.json {
         ctx.print_json(&Value::Array(items));
-        return Ok(Outcome::Ok);
+        return;
     }
-    let rows: Vec<Vec<String>> = items
-        .iter()
-        .map(|i| {
-            vec![
-                render::cell(i.get("instanceId")),
-                render::cell(i.get("name")),
-                render::cell(i.get("runtimeStatus")),
-                render::time(i.get("createdTime")),
-                render::time(i.get("lastUpdatedTime")),
-            ]
-        })
-        .collect();
-    print!(
-        "{}",
-        render::table(&["INSTANCE", "NAME", "STATUS", "CREATED", "UPDATED"], &rows)
-    );
-    if let Some(token) = token {
-        eprintln!("more instances exist; use --all to list every page (next page token: {token})");
+    let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+    print!("{}", render::table(header, &rows));
+    if let Some(token) = next {
+        eprintln!("more {what} exist; use --all to list every page (next page token: {token})");
     }
+}
+
+pub async fn list(ctx: &Ctx, filters: &Filters, top: usize, all: bool) -> Result<Outcome> {
+    let listing = pages(all, |token| async move {
+        ctx.api.list(filters, top, token.as_deref()).await
+    })
+    .await?;
+    let header = ["INSTANCE", "NAME", "STATUS", "CREATED", "UPDATED"];
+    print_listing(ctx, "instances", listing, &header, |i| {
+        vec![
+            render::cell(i.get("instanceId")),
+            render::cell(i.get("name")),
+            render::cell(i.get("runtimeStatus")),
+            render::time(i.get("createdTime")),
+            render::time(i.get("lastUpdatedTime")),
+        ]
+    });
     Ok(Outcome::Ok)
 }
 

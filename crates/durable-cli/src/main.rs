@@ -4,6 +4,7 @@ mod api;
 mod audit;
 mod bench;
 mod commands;
+mod entities;
 mod render;
 mod serve;
 
@@ -126,12 +127,8 @@ enum Command {
         /// Created before (RFC 3339).
         #[arg(long)]
         to: Option<String>,
-        /// Page size.
-        #[arg(long, default_value = "50")]
-        top: usize,
-        /// Follow continuation tokens to the end.
-        #[arg(long)]
-        all: bool,
+        #[command(flatten)]
+        paging: Paging,
     },
     /// Show an instance's history as a timeline.
     History { id: String },
@@ -198,6 +195,9 @@ enum Command {
         #[arg(long)]
         store: String,
     },
+    /// List, read and signal durable entities.
+    #[command(subcommand)]
+    Entity(EntityCommand),
     /// Delete finished instances and their history: one by id, or by filter.
     Purge {
         id: Option<String>,
@@ -211,6 +211,71 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+}
+
+/// How much of a listing to print.
+#[derive(Args, Debug)]
+struct Paging {
+    /// Page size.
+    #[arg(long, default_value = "50")]
+    top: usize,
+    /// Follow continuation tokens to the end.
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum EntityCommand {
+    /// List the entities of a name with their state (entities without state are left out).
+    List {
+        /// The entity name (any letter case).
+        name: String,
+        /// Last operation at or after (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last operation before (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// Show an entity's state, last operation time and lock.
+    Get { name: String, key: String },
+    /// Send an operation to an entity (one way; the entity is created if needed).
+    Signal {
+        name: String,
+        key: String,
+        /// The operation, e.g. `add`.
+        op: String,
+        /// The operation's input as JSON (a bare word is taken as a string).
+        #[arg(long)]
+        input: Option<String>,
+    },
+}
+
+async fn entity(ctx: &Ctx, command: EntityCommand) -> Result<Outcome> {
+    match command {
+        EntityCommand::List {
+            name,
+            from,
+            to,
+            paging,
+        } => {
+            let filters = Filters {
+                from,
+                to,
+                ..Default::default()
+            };
+            entities::list(ctx, &name, &filters, paging.top, paging.all).await
+        }
+        EntityCommand::Get { name, key } => entities::get(ctx, &name, &key).await,
+        EntityCommand::Signal {
+            name,
+            key,
+            op,
+            input,
+        } => entities::signal(ctx, &name, &key, &op, input).await,
+    }
 }
 
 /// A duration in seconds, decimals allowed, from 1 s to a day.
@@ -324,8 +389,7 @@ async fn run(cli: Cli) -> Result<Outcome> {
             prefix,
             from,
             to,
-            top,
-            all,
+            paging,
         } => {
             let filters = Filters {
                 statuses: status,
@@ -333,7 +397,7 @@ async fn run(cli: Cli) -> Result<Outcome> {
                 from,
                 to,
             };
-            commands::list(&ctx()?, &filters, top, all).await
+            commands::list(&ctx()?, &filters, paging.top, paging.all).await
         }
         Command::History { id } => commands::history(&ctx()?, &id).await,
         Command::Raise { id, event, data } => commands::raise(&ctx()?, &id, &event, data).await,
@@ -350,6 +414,7 @@ async fn run(cli: Cli) -> Result<Outcome> {
             commands::act(&ctx()?, &id, "rewind", reason.as_deref()).await
         }
         Command::Restart { id, new_id } => commands::restart(&ctx()?, &id, new_id).await,
+        Command::Entity(command) => entity(&ctx()?, command).await,
         Command::Purge {
             id,
             status,

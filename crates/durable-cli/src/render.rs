@@ -72,9 +72,20 @@ pub fn status(body: &Value) -> String {
         let message = cell(f.get("errorMessage"));
         rows.push(("Failure", format!("{kind}: {message}")));
     }
+    block(&rows)
+}
+
+/// Key/value lines, the values aligned one space after the longest key.
+pub fn block(rows: &[(&str, String)]) -> String {
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0)
+        + 1;
     let mut text = String::new();
     for (k, v) in rows {
-        text.push_str(&format!("{k:<14}{v}\n"));
+        text.push_str(&format!("{k:<width$}{v}\n"));
     }
     text
 }

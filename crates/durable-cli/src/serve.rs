@@ -52,25 +52,27 @@ fn guard_exposure(addrs: &[(&str, SocketAddr)], args: &ServeArgs) -> Result<()> 
     Ok(())
 }
 
-/// Start requests may name the native orchestrations, or anything while a gRPC worker (whose
-/// names the server cannot know) is connected.
+/// Start requests and entity signals may name the native orchestrations and entities, or
+/// anything while a gRPC worker (whose names the server cannot know) is connected.
 struct Catalog {
     registry: Registry,
     sidecar: Option<Sidecar>,
 }
 
+impl Catalog {
+    fn native(&self, names: Vec<&str>) -> Option<Vec<String>> {
+        let remote = self.sidecar.as_ref().is_some_and(Sidecar::has_workers);
+        (!remote).then(|| names.into_iter().map(String::from).collect())
+    }
+}
+
 impl OrchestrationCatalog for Catalog {
     fn known(&self) -> Option<Vec<String>> {
-        if self.sidecar.as_ref().is_some_and(Sidecar::has_workers) {
-            return None;
-        }
-        Some(
-            self.registry
-                .orchestration_names()
-                .into_iter()
-                .map(String::from)
-                .collect(),
-        )
+        self.native(self.registry.orchestration_names())
+    }
+
+    fn known_entities(&self) -> Option<Vec<String>> {
+        self.native(self.registry.entity_names())
     }
 }
 

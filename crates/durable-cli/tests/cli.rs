@@ -210,3 +210,139 @@ fn errors_exit_non_zero_with_a_message() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("cannot reach"), "{}", stderr(&out));
 }
+
+/// Runs `durable --json entity get counter KEY` until the entity has `want` as its state.
+fn wait_entity(served: &Served, key: &str, want: Value) -> Value {
+    for _ in 0..600 {
+        let out = served.run(&["--json", "entity", "get", "counter", key]);
+        if out.status.success() {
+            let body: Value = serde_json::from_str(&stdout(&out)).unwrap();
+            if body["state"] == want {
+                return body;
+            }
+        } else {
+            assert!(
+                stderr(&out).contains("entity_not_found"),
+                "{}",
+                stderr(&out)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("@counter@{key} never reached {want}");
+}
+
+#[test]
+fn entity_signal_get_and_list() {
+    let served = Served::start(&[]);
+    let out = served.run(&[
+        "entity", "signal", "counter", "alice", "add", "--input", "5",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("signalled 'add' to @counter@alice"),
+        "{}",
+        stderr(&out)
+    );
+    let body = wait_entity(&served, "alice", serde_json::json!(5));
+    assert_eq!(body["entityId"]["key"], "alice");
+    assert_eq!(body["lockedBy"], Value::Null);
+
+    // Names in any letter case; --json prints what was accepted.
+    let out = served.run(&[
+        "--json", "entity", "signal", "Counter", "alice", "add", "--input", "2",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let accepted: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(accepted["entityId"]["name"], "counter");
+    assert_eq!(accepted["operation"], "add");
+    wait_entity(&served, "alice", serde_json::json!(7));
+    let out = served.run(&["entity", "signal", "counter", "bob", "add", "--input", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_entity(&served, "bob", serde_json::json!(1));
+
+    let out = served.run(&["entity", "get", "counter", "alice"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .to_string()
+    };
+    assert_eq!(field("Entity"), "@counter@alice");
+    assert_eq!(field("State"), "7");
+    assert_eq!(field("Locked by"), "-");
+    assert_eq!(field("Backlog"), "0");
+
+    let out = served.run(&["entity", "list", "counter"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("KEY") && lines[0].contains("LAST OPERATION"),
+        "{table}"
+    );
+    let rows: Vec<Vec<&str>> = lines[1..]
+        .iter()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert_eq!(rows[0][..2], ["alice", "7"]);
+    assert_eq!(rows[1][..2], ["bob", "1"]);
+
+    // Paging: one a page, then every page.
+    let out = served.run(&["--json", "entity", "list", "counter", "--top", "1"]);
+    let page: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(page.as_array().unwrap().len(), 1);
+    let out = served.run(&["entity", "list", "counter", "--top", "1"]);
+    assert!(
+        stderr(&out).contains("more entities exist"),
+        "{}",
+        stderr(&out)
+    );
+    let out = served.run(&["--json", "entity", "list", "counter", "--top", "1", "--all"]);
+    let all: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let states: Vec<&Value> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["state"])
+        .collect();
+    assert_eq!(states, [&serde_json::json!(7), &serde_json::json!(1)]);
+    // A time filter nothing matches.
+    let out = served.run(&["entity", "list", "counter", "--to", "2001-01-01T00:00:00Z"]);
+    assert_eq!(
+        stdout(&out).lines().count(),
+        1,
+        "only the header: {}",
+        stdout(&out)
+    );
+
+    // Errors: the server's code and message, exit code 1.
+    let out = served.run(&["entity", "signal", "nope", "k", "add"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("unknown_entity"), "{}", stderr(&out));
+    let out = served.run(&["entity", "get", "counter", "never"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("entity_not_found"),
+        "{}",
+        stderr(&out)
+    );
+    let out = served.run(&[
+        "entity", "signal", "counter", "alice", "add", "--input", "{bad",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not valid JSON"), "{}", stderr(&out));
+    let out = served.run(&["entity", "list", "a@b"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("invalid_entity_id"),
+        "{}",
+        stderr(&out)
+    );
+    // None of them changed the state.
+    wait_entity(&served, "alice", serde_json::json!(7));
+}

@@ -294,6 +294,57 @@ fn the_dashboard_lists_shows_and_acts() {
     }
 }
 
+/// Signals `op` with `input` (JSON text) to `@counter@key`, through the API.
+fn signal(served: &Served, key: &str, op: &str, input: &str) {
+    let url = format!("{}{HUB}/entities/counter/{key}?op={op}", served.url());
+    let response = http().post(url).body(input.to_string()).send().unwrap();
+    assert_eq!(response.status(), 202, "signal {op} to {key}");
+}
+
+/// The counter's state through the API, once it answers `200`.
+fn counter(served: &Served, key: &str) -> Value {
+    let url = format!("{}{HUB}/entities/counter/{key}", served.url());
+    let started = Instant::now();
+    loop {
+        let response = http().get(&url).send().unwrap();
+        if response.status() == 200 {
+            return response.json().unwrap();
+        }
+        assert_eq!(response.status(), 404, "{url}");
+        assert!(started.elapsed() < DEADLINE, "{key} never got a state");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_entities_page_lists_shows_and_signals() {
+    let served = Served::start(&[]);
+    signal(&served, "alice", "add", "5");
+    signal(&served, "bob", "add", "1");
+    assert_eq!(counter(&served, "alice"), 5);
+    assert_eq!(counter(&served, "bob"), 1);
+
+    let ids = json!({ "all": [] });
+    let mut plan = plan(&served, "entities", ids);
+    plan["entities"] = json!({
+        "keys": ["alice", "bob"],
+        "created": "carol",
+        "open": "alice",
+        "before": 5,
+        "add": 3,
+    });
+    let report = drive(plan);
+
+    assert_eq!(report["entityRows"], json!([["alice", "5"], ["bob", "1"]]));
+    assert_eq!(report["stateBefore"], "5");
+    assert_eq!(report["stateAfter"], "8");
+    // The API agrees: the signal from the page was applied once, the cancelled one never.
+    assert_eq!(counter(&served, "alice"), 8);
+    assert_eq!(counter(&served, "carol"), 2);
+    assert_eq!(counter(&served, "bob"), 1);
+    assert_eq!(report["entityTile"], "Entities3");
+}
+
 #[test]
 fn with_an_api_key_the_page_asks_for_it() {
     const KEY: &str = "dash-Key+/=";

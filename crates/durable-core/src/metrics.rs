@@ -301,7 +301,7 @@ pub fn render_queue_stats(
         out,
         "durable_instances",
         "gauge",
-        "Instances by runtime status.",
+        "Orchestration instances by runtime status (entities not included).",
     );
     for status in crate::status::OrchestrationStatus::ALL {
         let n = stats
@@ -311,6 +311,8 @@ pub fn render_queue_stats(
             .map_or(0, |(_, n)| *n);
         let _ = writeln!(out, "durable_instances{{status=\"{status}\"}} {n}");
     }
+    header(out, "durable_entities", "gauge", "Durable entities.");
+    let _ = writeln!(out, "durable_entities {}", stats.entities);
 }
 
 #[cfg(test)]
@@ -341,11 +343,13 @@ mod tests {
         let stats = QueueStats {
             activity_backlog: 7,
             instances_by_status: vec![(crate::status::OrchestrationStatus::Running, 2)],
+            entities: 3,
             ..Default::default()
         };
         render_queue_stats(&stats, chrono::Utc::now(), &mut out);
         assert!(out.contains("durable_queue_depth{queue=\"activities\"} 7\n"));
         assert!(out.contains("durable_instances{status=\"Running\"} 2\n"));
         assert!(out.contains("durable_instances{status=\"Failed\"} 0\n"));
+        assert!(out.contains("durable_entities 3\n"));
     }
 }

@@ -196,6 +196,9 @@ pub struct QueueStats {
     pub oldest_activity_at: Option<DateTime<Utc>>,
     /// Durable timers not yet due.
     pub pending_timers: u64,
-    /// Instances by status.
+    /// Orchestration instances by status (entities are not in these counts).
     pub instances_by_status: Vec<(RuntimeStatus, u64)>,
+    /// Entities (instances whose id is `@name@key`).
+    #[serde(default)]
+    pub entities: u64,
 }

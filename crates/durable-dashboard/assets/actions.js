@@ -9,8 +9,8 @@ const FINISHED = ['Completed', 'Failed', 'Terminated'];
 
 const reason = { name: 'reason', label: 'Reason (optional)' };
 
-/** Event data as the CLI reads it: JSON, or a bare word taken as a JSON string. */
-function eventData(text) {
+/** Event data and inputs as the CLI reads them: JSON, or a bare word taken as a JSON string. */
+export function jsonInput(text) {
   const trimmed = text.trim();
   if (!trimmed) return undefined;
   try {
@@ -32,7 +32,7 @@ export const ACTIONS = [
     fields: [{ name: 'event', label: 'Event name', required: true },
       { name: 'data', label: 'Data (JSON; a bare word is sent as a string)', multiline: true }],
     run: (id, f) => call('POST', instancePath(id, `/raiseEvent/${encodeURIComponent(f.event)}`),
-      { body: eventData(f.data) }),
+      { body: jsonInput(f.data) }),
     done: (f) => `Event '${f.event}' raised.`,
   },
   {
@@ -94,7 +94,10 @@ function input(spec) {
   return h('div', { class: 'field' }, h('label', { for: id }, spec.label), control);
 }
 
-/** Opens the confirmation dialog of `action` for instance `id`; `after(result)` on success. */
+/**
+ * Opens the confirmation dialog of `action` for `id` (an instance, or what `action.subject`
+ * names); `after(result)` on success.
+ */
 export function confirmAction(action, id, after) {
   const error = h('p', { class: 'error', role: 'alert' });
   const confirm = h('button', { type: 'submit', class: action.danger ? 'danger' : 'primary' },
@@ -103,7 +106,7 @@ export function confirmAction(action, id, after) {
   const form = h('form', { method: 'dialog' },
     h('h2', { id: 'action-title' }, action.question ?? `${action.label} this instance?`),
     h('p', {}, action.text),
-    h('p', { class: 'subject' }, 'Instance ', h('code', {}, id)),
+    h('p', { class: 'subject' }, `${action.subject ?? 'Instance'} `, h('code', {}, id)),
     action.fields.map(input),
     error,
     h('div', { class: 'buttons' }, cancel, confirm));

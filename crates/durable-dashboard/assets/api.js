@@ -13,9 +13,37 @@ export class ApiError extends Error {
   }
 }
 
+/** The continuation tokens of a paged listing: `tokens[i]` opens page `i`. */
+export class Pages {
+  constructor() {
+    this.tokens = [null];
+    this.index = 0;
+  }
+
+  /** The request headers of page `page`. */
+  headers(page) {
+    return this.tokens[page] ? { [CONTINUATION]: this.tokens[page] } : {};
+  }
+
+  /** Takes in the answer to page `page`; whether a next page exists. */
+  answered(page, headers) {
+    this.index = page;
+    this.tokens.length = page + 1;
+    const token = headers.get(CONTINUATION);
+    if (token) this.tokens.push(token);
+    return Boolean(token);
+  }
+}
+
 /** The path of one instance, with `rest` after it. */
 export function instancePath(id, rest = '') {
   return `${HUB}/instances/${encodeURIComponent(id)}${rest}`;
+}
+
+/** The path of an entity's routes (`key` undefined: the entities of `name`). */
+export function entityPath(name, key) {
+  const base = `${HUB}/entities/${encodeURIComponent(name)}`;
+  return key === undefined ? base : `${base}/${encodeURIComponent(key)}`;
 }
 
 /**

@@ -1,9 +1,10 @@
 // The page's entry: hash routes to pages. '#/' instances, '#/instances/ID' one instance,
-// '#/live' running instances and charts. A page is a function that fills <main> and returns
+// '#/live' running instances and charts, '#/entities?name=N' entities, '#/entities/N/KEY' one. A page is a function that fills <main> and returns
 // a stop() that ends its polling.
 
 import { initAuth } from './auth.js';
 import { h } from './dom.js';
+import { entitiesPage, entityPage } from './entities.js';
 import { instancePage } from './instance.js';
 import { listPage } from './list.js';
 import { livePage } from './live.js';
@@ -28,8 +29,18 @@ function route(first) {
     section = 'instances';
     current = listPage(main, params);
   } else if (path.startsWith('/instances/')) {
-    section = 'instances';
-    current = instancePage(main, decodeURIComponent(path.slice('/instances/'.length)));
+    const id = decodeURIComponent(path.slice('/instances/'.length));
+    // An entity's id ('@name@key') opens the entity's page, not an orchestration's.
+    const entity = /^@([^@]+)@(.*)$/s.exec(id);
+    section = entity ? 'entities' : 'instances';
+    current = entity ? entityPage(main, entity[1], entity[2]) : instancePage(main, id);
+  } else if (path === '/entities') {
+    section = 'entities';
+    current = entitiesPage(main, params);
+  } else if (path.startsWith('/entities/') && path.indexOf('/', '/entities/'.length) > 0) {
+    const [name, key] = path.slice('/entities/'.length).split(/\/(.*)/s);
+    section = 'entities';
+    current = entityPage(main, decodeURIComponent(name), decodeURIComponent(key));
   } else if (path === '/live') {
     section = 'live';
     current = livePage(main);

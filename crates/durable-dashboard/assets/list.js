@@ -1,7 +1,7 @@
 // The instances: filters kept in the address ('#/?status=Running&name=...'), so a filtered view
 // can be bookmarked; pages followed with the API's continuation token.
 
-import { CONTINUATION, HUB, call, describe } from './api.js';
+import { HUB, Pages, call, describe } from './api.js';
 import { badge, h, instanceLink, table } from './dom.js';
 import { fromLocalInput, time, toLocalInput } from './format.js';
 
@@ -60,9 +60,7 @@ function hashOf(form) {
 
 export function listPage(main, params) {
   let stopped = false;
-  // tokens[i] opens page i; the first page needs none.
-  const tokens = [null];
-  let index = 0;
+  const pages = new Pages();
 
   const form = filterForm(params);
   const summary = h('p', { class: 'summary', role: 'status' }, 'Loading…');
@@ -93,9 +91,9 @@ export function listPage(main, params) {
     event.preventDefault();
     location.hash = '#/';
   });
-  previous.addEventListener('click', () => load(index - 1));
-  next.addEventListener('click', () => load(index + 1));
-  refresh.addEventListener('click', () => load(index));
+  previous.addEventListener('click', () => load(pages.index - 1));
+  next.addEventListener('click', () => load(pages.index + 1));
+  refresh.addEventListener('click', () => load(pages.index));
 
   // Only the answer to the latest request is shown, whatever order answers arrive in.
   let latest = 0;
@@ -110,16 +108,12 @@ export function listPage(main, params) {
       createdTimeTo: params.get('to'),
       top: params.get('top') ?? '25',
     };
-    const headers = tokens[page] ? { [CONTINUATION]: tokens[page] } : {};
     summary.textContent = 'Loading…';
     try {
-      const { data, headers: answer } = await call('GET', `${HUB}/instances`, { query, headers });
+      const { data, headers } = await call('GET', `${HUB}/instances`,
+        { query, headers: pages.headers(page) });
       if (stopped || mine !== latest) return;
-      index = page;
-      tokens.length = page + 1;
-      const token = answer.get(CONTINUATION);
-      if (token) tokens.push(token);
-      show(data, Boolean(token));
+      show(data, pages.answered(page, headers));
     } catch (error) {
       if (!stopped && mine === latest) summary.textContent = describe(error);
     }
@@ -138,8 +132,8 @@ export function listPage(main, params) {
         'Last updated (UTC)'], rows)
       : h('p', { class: 'empty' }, 'No instance matches these filters.'));
     const count = `${instances.length} instance${instances.length === 1 ? '' : 's'}`;
-    summary.textContent = `Page ${index + 1}: ${count}, oldest first${more ? '; more on the next page' : ''}.`;
-    previous.disabled = index === 0;
+    summary.textContent = `Page ${pages.index + 1}: ${count}, oldest first${more ? '; more on the next page' : ''}.`;
+    previous.disabled = pages.index === 0;
     next.disabled = !more;
   }
 

@@ -63,7 +63,9 @@ function tiles(stats) {
     STATUSES.map((st) => tile(st, stats.instancesByStatus[st] ?? 0, true)),
     tile('Orchestration backlog', stats.orchestrationBacklog),
     tile('Activity backlog', stats.activityBacklog),
-    tile('Timers waiting', stats.pendingTimers));
+    tile('Timers waiting', stats.pendingTimers),
+    // Entities are counted apart: they are not running orchestrations.
+    tile('Entities', stats.entities ?? 0));
 }
 
 function runningTable(instances, more) {

@@ -62,6 +62,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("/dashboard/timeline.js", "timeline.js", JS),
     asset!("/dashboard/actions.js", "actions.js", JS),
     asset!("/dashboard/live.js", "live.js", JS),
+    asset!("/dashboard/entities.js", "entities.js", JS),
     asset!("/dashboard/chart.js", "chart.js", JS),
 ];
 

@@ -19,6 +19,9 @@ pub enum ApiError {
     InvalidInput(String),
     #[error("{0}")]
     InvalidInstanceId(String),
+    /// An entity name or key that cannot form an entity id.
+    #[error("{0}")]
+    InvalidEntityId(String),
     /// Another engine limit (page size, history length) was exceeded.
     #[error("{0}")]
     LimitExceeded(String),
@@ -29,6 +32,12 @@ pub enum ApiError {
     /// The message lists the registered names.
     #[error("{0}")]
     UnknownOrchestration(String),
+    /// The entity has never been addressed, or has no state.
+    #[error("{0}")]
+    EntityNotFound(String),
+    /// A signal to an entity name no worker registered; the message lists the registered names.
+    #[error("{0}")]
+    UnknownEntity(String),
     #[error("no route for {0}")]
     RouteNotFound(String),
     #[error("method {method} is not allowed on {path}")]
@@ -70,10 +79,13 @@ impl ApiError {
             ApiError::MalformedJson(_)
             | ApiError::InvalidInput(_)
             | ApiError::InvalidInstanceId(_)
+            | ApiError::InvalidEntityId(_)
             | ApiError::LimitExceeded(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::InstanceNotFound(_)
             | ApiError::UnknownOrchestration(_)
+            | ApiError::EntityNotFound(_)
+            | ApiError::UnknownEntity(_)
             | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::AlreadyExists(_) | ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -92,10 +104,13 @@ impl ApiError {
             ApiError::MalformedJson(_) => "malformed_json",
             ApiError::InvalidInput(_) => ErrorCode::InvalidInput.as_str(),
             ApiError::InvalidInstanceId(_) => ErrorCode::InvalidInstanceId.as_str(),
+            ApiError::InvalidEntityId(_) => "invalid_entity_id",
             ApiError::LimitExceeded(_) => ErrorCode::LimitExceeded.as_str(),
             ApiError::Unauthorized => "unauthorized",
             ApiError::InstanceNotFound(_) => ErrorCode::InstanceNotFound.as_str(),
             ApiError::UnknownOrchestration(_) => ErrorCode::UnknownOrchestration.as_str(),
+            ApiError::EntityNotFound(_) => "entity_not_found",
+            ApiError::UnknownEntity(_) => "unknown_entity",
             ApiError::RouteNotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::AlreadyExists(_) => ErrorCode::AlreadyExists.as_str(),
@@ -110,13 +125,16 @@ impl ApiError {
     }
 
     pub fn unknown_orchestration(name: &str, known: &[String]) -> Self {
-        let listed = if known.is_empty() {
-            "none".to_string()
-        } else {
-            known.join(", ")
-        };
         ApiError::UnknownOrchestration(format!(
-            "no orchestration named '{name}' is registered (registered: {listed})"
+            "no orchestration named '{name}' is registered (registered: {})",
+            listed(known)
+        ))
+    }
+
+    pub fn unknown_entity(name: &str, known: &[String]) -> Self {
+        ApiError::UnknownEntity(format!(
+            "no entity named '{name}' is registered (registered: {})",
+            listed(known)
         ))
     }
 
@@ -134,6 +152,14 @@ impl ApiError {
             Ok(Some(state)) if state.status.is_terminal() => ApiError::Finished(err.to_string()),
             _ => err.into(),
         }
+    }
+}
+
+fn listed(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
     }
 }
 

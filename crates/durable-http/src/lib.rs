@@ -2,7 +2,8 @@
 //!
 //! The HTTP management API of `durable`, in the shape of Durable Functions' webhooks, as an
 //! [`axum::Router`]: start instances, poll their status (`202` while running, `200` when done),
-//! list, raise events, terminate, suspend, resume, rewind, restart and purge. Every route is in
+//! list, raise events, terminate, suspend, resume, rewind, restart and purge; signal, read and
+//! list durable entities (`/runtime/webhooks/durabletask/entities/...`). Every route is in
 //! `docs/http-api.md`; the OpenAPI document is served at `/openapi.json`.
 //!
 //! ```no_run
@@ -60,7 +61,7 @@ pub use check_status::{
     BASE_PATH, BaseUrl, CheckStatus, RETRY_AFTER_SECONDS, check_status_response,
 };
 pub use error::{ApiError, ErrorBody, method_not_allowed, not_found};
-pub use model::{HistoryEntry, InstanceStatus, PurgeResult};
+pub use model::{EntityKey, EntityStatus, HistoryEntry, InstanceStatus, PurgeResult};
 pub use openapi::openapi;
 pub use uri::redact;
 
@@ -82,22 +83,30 @@ impl Default for ApiOptions {
     }
 }
 
-/// Which orchestration names a start may use. `None` from `known()` means "any name" (a gRPC
-/// worker of unknown names may be connected).
+/// Which orchestration names a start may use, and which entity names a signal may address.
+/// `None` means "any name" (a gRPC worker of unknown names may be connected).
 pub trait OrchestrationCatalog: Send + Sync + 'static {
     fn known(&self) -> Option<Vec<String>>;
+
+    /// The entity names (lower case); by default any name.
+    fn known_entities(&self) -> Option<Vec<String>> {
+        None
+    }
 }
 
-/// The registered orchestration names.
+/// The registered orchestration and entity names.
 impl OrchestrationCatalog for durable::Registry {
     fn known(&self) -> Option<Vec<String>> {
-        Some(
-            self.orchestration_names()
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
-        )
+        Some(owned(self.orchestration_names()))
     }
+
+    fn known_entities(&self) -> Option<Vec<String>> {
+        Some(owned(self.entity_names()))
+    }
+}
+
+fn owned(names: Vec<&str>) -> Vec<String> {
+    names.into_iter().map(str::to_string).collect()
 }
 
 /// Accepts any orchestration name: for servers whose orchestrations live in remote workers.

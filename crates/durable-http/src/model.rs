@@ -113,6 +113,47 @@ impl HistoryEntry {
     }
 }
 
+/// An entity's name and key, as Durable Functions writes an entity id in JSON.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+pub struct EntityKey {
+    /// The entity name, in lower case.
+    pub name: String,
+    pub key: String,
+}
+
+/// What `GET /entities/{name}` answers for each entity (and `GET /entities/{name}/{key}` with
+/// `showMetadata=true`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EntityStatus {
+    pub entity_id: EntityKey,
+    /// When an operation last ran.
+    pub last_operation_time: DateTime<Utc>,
+    /// The state as a JSON value; with `fetchState=true` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub state: Option<Box<RawValue>>,
+    /// The orchestration instance holding the entity locked in a critical section.
+    pub locked_by: Option<String>,
+    /// Operations waiting for the lock to be released.
+    pub backlog_queue_size: usize,
+}
+
+impl EntityStatus {
+    pub(crate) fn new(entity: durable::EntityState, show_state: bool) -> Self {
+        EntityStatus {
+            entity_id: EntityKey {
+                name: entity.name,
+                key: entity.key,
+            },
+            last_operation_time: entity.last_modified,
+            state: entity.state.as_deref().map(raw).filter(|_| show_state),
+            locked_by: entity.lock_owner,
+            backlog_queue_size: entity.backlog,
+        }
+    }
+}
+
 /// What a purge answers.
 #[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -124,8 +165,11 @@ pub struct PurgeResult {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
-    /// Every status with its number of instances (zero included), across the task hub.
+    /// Every status with its number of orchestration instances (zero included), across the
+    /// task hub. Entities are not in these counts.
     pub instances_by_status: BTreeMap<String, u64>,
+    /// Durable entities in the task hub.
+    pub entities: u64,
     /// Instances with work waiting to be claimed.
     pub orchestration_backlog: u64,
     /// Activity invocations waiting to run.
@@ -158,7 +202,7 @@ fn null() -> Box<RawValue> {
 }
 
 /// Stored JSON text as it is; text that is not JSON (written by a foreign worker) as a string.
-fn raw(text: &str) -> Box<RawValue> {
+pub(crate) fn raw(text: &str) -> Box<RawValue> {
     RawValue::from_string(text.to_string()).unwrap_or_else(|_| raw_of(text))
 }
 

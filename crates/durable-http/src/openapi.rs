@@ -6,15 +6,18 @@ use utoipa::OpenApi;
 use crate::check_status::CheckStatus;
 use crate::error::ErrorBody;
 use crate::metrics;
-use crate::model::{Health, InstanceStatus, ProcessCounters, PurgeResult, Stats, TimelineEntry};
-use crate::routes::{instances, manage, purge, start, stats};
+use crate::model::{
+    EntityKey, EntityStatus, Health, InstanceStatus, ProcessCounters, PurgeResult, Stats,
+    TimelineEntry,
+};
+use crate::routes::{entities, instances, manage, purge, start, stats};
 use crate::scale::ScaleSignal;
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "durable HTTP API",
-        description = "Start, observe and manage durable orchestrations (the Durable Functions \
+        description = "Start, observe and manage durable orchestrations and entities (the Durable Functions \
             management API shape). Every error body is {\"code\", \"message\"}. With an API key \
             configured, send it as `Authorization: Bearer <key>`, `x-functions-key: <key>` or \
             `?code=<key>`."
@@ -35,6 +38,10 @@ use crate::scale::ScaleSignal;
         manage::restart,
         purge::purge_one,
         purge::purge_many,
+        entities::list_all,
+        entities::list,
+        entities::get,
+        entities::signal,
         metrics::scale,
         metrics::prometheus,
         stats::stats,
@@ -49,7 +56,9 @@ use crate::scale::ScaleSignal;
         TimelineEntry,
         ScaleSignal,
         Stats,
-        ProcessCounters
+        ProcessCounters,
+        EntityStatus,
+        EntityKey
     ))
 )]
 pub(crate) struct ApiDoc;

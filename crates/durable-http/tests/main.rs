@@ -2,6 +2,7 @@
 //! with a worker running the samples on a SQLite file, and talks to it with reqwest.
 
 mod auth;
+mod entities;
 mod errors;
 mod flows;
 mod list;

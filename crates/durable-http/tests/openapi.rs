@@ -34,6 +34,10 @@ async fn openapi_lists_every_route_and_method() {
         (format!("{hub}/instances/{{instanceId}}/rewind"), "post"),
         (format!("{hub}/instances/{{instanceId}}/restart"), "post"),
         (format!("{hub}/stats"), "get"),
+        (format!("{hub}/entities"), "get"),
+        (format!("{hub}/entities/{{name}}"), "get"),
+        (format!("{hub}/entities/{{name}}/{{key}}"), "get"),
+        (format!("{hub}/entities/{{name}}/{{key}}"), "post"),
         ("/orchestrators/{name}".to_string(), "post"),
         (
             "/admin/extensions/DurableTaskExtension/{instanceId}".to_string(),

@@ -13,6 +13,13 @@ async fn stats_count_instances_by_status() {
     let live = server.start_instance("Approval", None).await;
     server.wait_done(&done).await;
     server.wait_status(&live, RuntimeStatus::Running).await;
+    // An entity is counted apart, not as a running orchestration.
+    let counter = durable::EntityId::new("counter", "stats");
+    server
+        .client
+        .signal_entity(&counter, "add", 1)
+        .await
+        .unwrap();
 
     let response = server.get(&format!("{HUB}/stats")).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -21,6 +28,7 @@ async fn stats_count_instances_by_status() {
     assert_eq!(by_status.len(), 7, "every status, zeros included: {body}");
     assert_eq!(by_status["Completed"], 1);
     assert_eq!(by_status["Running"], 1);
+    assert_eq!(body["entities"], 1, "{body}");
     assert_eq!(by_status["Failed"], 0);
     assert_eq!(body["pendingTimers"], 1, "the approval's timeout: {body}");
     // The counters are the whole test process's, which other tests share.

@@ -112,7 +112,9 @@ const STATS: &str = "
         (SELECT min(visible_at) FROM {hub}.activities
          WHERE visible_at <= $1 AND (locked_until IS NULL OR locked_until <= $1))";
 
-const BY_STATUS: &str = "SELECT status, count(*) FROM {hub}.instances GROUP BY status";
+/// Counts by status, with entities (the same test as the entity filter of [`QUERY`]) apart.
+const BY_STATUS: &str = "SELECT status, count(*), instance_id ~ '^@[^@]+@' AS entity
+    FROM {hub}.instances GROUP BY status, entity";
 
 pub(crate) async fn queue_stats(store: &PostgresStore) -> StoreResult<QueueStats> {
     let now = store.now();
@@ -125,7 +127,10 @@ pub(crate) async fn queue_stats(store: &PostgresStore) -> StoreResult<QueueStats
         client.query(&by_status, &[])
     )
     .map_err(db)?;
-    let mut instances_by_status = counts
+    let (entity_rows, orchestration_rows): (Vec<_>, Vec<_>) =
+        counts.iter().partition(|r| r.get::<_, bool>(2));
+    let entities = entity_rows.iter().map(|r| r.get::<_, i64>(1) as u64).sum();
+    let mut instances_by_status = orchestration_rows
         .iter()
         .map(|r| Ok((status(r.get(0))?, r.get::<_, i64>(1) as u64)))
         .collect::<StoreResult<Vec<_>>>()?;
@@ -137,6 +142,7 @@ pub(crate) async fn queue_stats(store: &PostgresStore) -> StoreResult<QueueStats
         activity_backlog: row.get::<_, i64>(3) as u64,
         oldest_activity_at: row.get(4),
         instances_by_status,
+        entities,
     })
 }
 

@@ -1175,6 +1175,10 @@ where
     entities.sort();
     assert_eq!(entities, ["@counter@k", "@counter@other"]);
     assert_eq!(ids(InstanceQuery::default()).await.len(), 3);
+    // Counts by status are the orchestrations'; entities are counted apart.
+    let stats = store.queue_stats().await.unwrap();
+    assert_eq!(stats.instances_by_status, [(RuntimeStatus::Pending, 1)]);
+    assert_eq!(stats.entities, 2);
 }
 
 /// Many claimers at once never get the same instance, and every event sent concurrently is

@@ -523,7 +523,8 @@ impl Client {
     }
 
     /// One page of entities, optionally of one name. Entities without state (never set, or
-    /// deleted) are listed only with `include_stateless`.
+    /// deleted) are listed only with `include_stateless`. [`Client::list_entities`] takes more
+    /// filters.
     pub async fn query_entities(
         &self,
         name: Option<&str>,
@@ -531,24 +532,13 @@ impl Client {
         page_size: Option<usize>,
         continuation_token: Option<String>,
     ) -> ClientResult<Page<EntityState>> {
-        let query = InstanceQuery {
-            instance_id_prefix: name.map(|n| EntityId::new(n, "").to_string()),
+        let query = crate::EntityQuery {
+            name: name.map(str::to_string),
+            include_stateless,
             page_size,
             continuation_token,
-            fetch_payloads: true,
-            entities: Some(true),
             ..Default::default()
         };
-        let page = self.store.query_instances(&query).await?;
-        let items = page
-            .items
-            .iter()
-            .filter_map(EntityState::of)
-            .filter(|e| include_stateless || e.state.is_some())
-            .collect();
-        Ok(Page {
-            items,
-            continuation_token: page.continuation_token,
-        })
+        self.list_entities(&query).await
     }
 }

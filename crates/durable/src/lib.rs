@@ -30,6 +30,7 @@
 //! ```
 
 mod client;
+mod entity_query;
 pub mod spans;
 mod store;
 mod worker;
@@ -44,6 +45,7 @@ pub use durable_core::{
 #[cfg(feature = "postgres")]
 pub use durable_postgres::{PostgresOptions, PostgresStore};
 pub use durable_store::{MemoryStore, SharedStore, Store, StoreError};
+pub use entity_query::EntityQuery;
 pub use store::{connect, open_store};
 pub use worker::{UnknownOrchestrations, Worker, WorkerBuilder, WorkerOptions};
 

@@ -255,9 +255,64 @@ async function withKey(page, report) {
   report.keyed = true;
 }
 
+/** The text of an entity's state on its page, once it is `wanted`. */
+const entityState = (page, wanted) => page.locator('#entity-state', { hasText: wanted }).waitFor();
+
+async function entities(page, report) {
+  // Without a name the page picks the first entity name there is.
+  await page.goto(`${plan.url}/#/entities`);
+  await page.getByRole('heading', { name: 'Entities', level: 1 }).waitFor();
+  await page.waitForFunction(() => location.hash === '#/entities?name=counter');
+  await waitForList(page, plan.entities.keys);
+  report.entityRows = await page.locator('main table').evaluate((t) =>
+    [...t.tBodies[0].rows].map((r) => [...r.cells].slice(0, 2).map((c) => c.textContent)));
+  await shot(page, 'entities');
+
+  // Signal a new entity from the list; it appears once its operation has run.
+  await page.getByRole('button', { name: 'Signal an entity…' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByLabel('Key').fill(plan.entities.created);
+  await dialog.getByLabel('Operation').fill('add');
+  await dialog.getByLabel('Input (JSON', { exact: false }).fill('2');
+  await dialog.getByRole('button', { name: 'Signal', exact: true }).click();
+  await dialog.waitFor({ state: 'detached' });
+  await waitForList(page, [...plan.entities.keys, plan.entities.created]);
+
+  // One entity: its state, then a signal confirmed in the dialog changes it.
+  await page.locator('main table a.id', { hasText: plan.entities.open }).click();
+  await page.getByRole('heading', { name: `Entity @counter@${plan.entities.open}` }).waitFor();
+  await entityState(page, String(plan.entities.before));
+  report.stateBefore = await page.locator('#entity-state').textContent();
+  // Cancel: nothing may be sent without confirmation.
+  await page.getByRole('button', { name: 'Signal operation…' }).click();
+  await dialog.getByLabel('Operation').fill('reset');
+  await dialog.getByRole('button', { name: 'Cancel' }).click();
+  await dialog.waitFor({ state: 'detached' });
+  await page.getByRole('button', { name: 'Signal operation…' }).click();
+  await dialog.getByLabel('Operation').fill('add');
+  await dialog.getByLabel('Input (JSON', { exact: false }).fill(String(plan.entities.add));
+  await shot(page, 'entity-signal', dialog);
+  await dialog.getByRole('button', { name: 'Signal', exact: true }).click();
+  await dialog.waitFor({ state: 'detached' });
+  await page.locator('#toast', { hasText: "Operation 'add' signalled" }).waitFor();
+  const after = String(plan.entities.before + plan.entities.add);
+  await entityState(page, after);
+  report.stateAfter = await page.locator('#entity-state').textContent();
+  await shot(page, 'entity');
+
+  // Entities stay out of the orchestration list; the live counts show them apart.
+  await page.getByRole('link', { name: 'Instances' }).click();
+  await page.getByRole('heading', { name: 'Instances', level: 1 }).waitFor();
+  await page.getByText('No instance matches these filters.').waitFor();
+  await page.getByRole('link', { name: 'Live' }).click();
+  await page.locator('.tile', { hasText: 'Entities' }).waitFor();
+  report.entityTile = await page.locator('.tile', { hasText: 'Entities' }).textContent();
+}
+
 const scenarios = {
   main: [list, instance, live, terminate, actions],
   key: [withKey],
+  entities: [entities],
 };
 
 const { browser, page, problems } = await open();

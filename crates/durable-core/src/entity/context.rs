@@ -148,6 +148,9 @@ pub struct EntityState {
     pub last_modified: DateTime<Utc>,
     /// The critical section holding the entity, if locked.
     pub locked_by: Option<String>,
+    /// The orchestration instance holding the lock, if locked.
+    #[serde(default)]
+    pub lock_owner: Option<String>,
     /// Operations waiting for the lock to be released.
     pub backlog: usize,
 }
@@ -163,6 +166,7 @@ impl EntityState {
             key: id.key,
             state: instance.custom_status.clone(),
             last_modified: instance.updated_at,
+            lock_owner: schedule.lock.as_ref().map(|l| l.owner.clone()),
             locked_by: schedule.lock.map(|l| l.critical_section_id),
             backlog: schedule.queue.len(),
         })

@@ -1,9 +1,12 @@
 //! The instance filters of `GET /instances` and `DELETE /instances`, and the continuation token.
 
+use axum::Json;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use durable::core::instance::decode_cursor;
-use durable::{InstanceQuery, PurgeFilter, RuntimeStatus};
-use serde::Deserialize;
+use durable::{InstanceQuery, Page, PurgeFilter, RuntimeStatus};
+use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
 use crate::error::ApiError;
@@ -41,14 +44,8 @@ impl Filters {
         self.show_input.unwrap_or(false)
     }
 
-    pub(crate) fn query(&self, token: Option<&str>) -> Result<InstanceQuery, ApiError> {
-        if let Some(top) = self.top
-            && !(1..=MAX_TOP).contains(&top)
-        {
-            return Err(ApiError::InvalidInput(format!(
-                "top must be 1 to {MAX_TOP}, not {top}"
-            )));
-        }
+    pub(crate) fn query(&self, token: Option<String>) -> Result<InstanceQuery, ApiError> {
+        check_top(self.top)?;
         Ok(InstanceQuery {
             statuses: self.statuses()?,
             created_from: time("createdTimeFrom", &self.created_time_from)?,
@@ -56,7 +53,7 @@ impl Filters {
             name: self.name.clone().filter(|n| !n.is_empty()),
             instance_id_prefix: self.instance_id_prefix.clone().filter(|p| !p.is_empty()),
             page_size: Some(self.top.unwrap_or(100)),
-            continuation_token: token.map(decode_token).transpose()?,
+            continuation_token: token,
             fetch_payloads: true,
             // Entities have their own routes.
             entities: Some(false),
@@ -109,8 +106,18 @@ impl Filters {
     }
 }
 
+/// `top`, when given, must be 1 to [`MAX_TOP`].
+pub(crate) fn check_top(top: Option<usize>) -> Result<(), ApiError> {
+    match top {
+        Some(top) if !(1..=MAX_TOP).contains(&top) => Err(ApiError::InvalidInput(format!(
+            "top must be 1 to {MAX_TOP}, not {top}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// RFC 3339. A `+` of an offset that arrived decoded as a space is put back.
-fn time(name: &str, value: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
+pub(crate) fn time(name: &str, value: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
     let Some(text) = value else { return Ok(None) };
     DateTime::parse_from_rfc3339(&text.trim().replace(' ', "+"))
         .map(|t| Some(t.with_timezone(&Utc)))
@@ -130,6 +137,33 @@ fn decode_token(token: &str) -> Result<String, ApiError> {
     percent_decode(token.trim(), false)
         .filter(|cursor| decode_cursor(cursor).is_some())
         .ok_or_else(|| ApiError::InvalidInput(format!("invalid {CONTINUATION_HEADER}")))
+}
+
+/// The store cursor a request's continuation header carries; `None` without one (or a blank
+/// one).
+pub(crate) fn request_cursor(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(CONTINUATION_HEADER) else {
+        return Ok(None);
+    };
+    let token = value
+        .to_str()
+        .map_err(|_| ApiError::InvalidInput(format!("invalid {CONTINUATION_HEADER}")))?;
+    if token.trim().is_empty() {
+        return Ok(None);
+    }
+    decode_token(token).map(Some)
+}
+
+/// A page as a JSON array, with the continuation header when more pages exist.
+pub(crate) fn page_response<T, U: Serialize>(page: Page<T>, item: impl Fn(T) -> U) -> Response {
+    let items: Vec<U> = page.items.into_iter().map(item).collect();
+    let mut response = Json(items).into_response();
+    if let Some(cursor) = page.continuation_token
+        && let Ok(value) = HeaderValue::from_str(&encode_token(&cursor))
+    {
+        response.headers_mut().insert(CONTINUATION_HEADER, value);
+    }
+    response
 }
 
 #[cfg(test)]

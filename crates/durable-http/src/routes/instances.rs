@@ -2,13 +2,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::AppState;
-use super::filters::{CONTINUATION_HEADER, Filters, encode_token};
+use super::filters::{Filters, page_response, request_cursor};
 use crate::check_status::{BaseUrl, accepted, instance_uri, short_status_uri};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery};
@@ -137,27 +137,8 @@ pub(crate) async fn list(
     ApiQuery(filters): ApiQuery<Filters>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let token = match headers.get(CONTINUATION_HEADER) {
-        None => None,
-        Some(value) => Some(
-            value
-                .to_str()
-                .map_err(|_| ApiError::InvalidInput(format!("invalid {CONTINUATION_HEADER}")))?,
-        ),
-    };
-    let query = filters.query(token.filter(|t| !t.trim().is_empty()))?;
+    let query = filters.query(request_cursor(&headers)?)?;
     let page = state.client.query(&query).await?;
     let show_input = filters.show_input();
-    let items: Vec<InstanceStatus> = page
-        .items
-        .into_iter()
-        .map(|s| InstanceStatus::new(s, show_input))
-        .collect();
-    let mut response = Json(items).into_response();
-    if let Some(cursor) = page.continuation_token
-        && let Ok(value) = HeaderValue::from_str(&encode_token(&cursor))
-    {
-        response.headers_mut().insert(CONTINUATION_HEADER, value);
-    }
-    Ok(response)
+    Ok(page_response(page, |s| InstanceStatus::new(s, show_input)))
 }

@@ -1,5 +1,6 @@
 //! The route table and the state the handlers share.
 
+pub(crate) mod entities;
 mod filters;
 pub(crate) mod instances;
 pub(crate) mod manage;
@@ -46,7 +47,13 @@ pub(crate) fn api(state: AppState) -> Router {
         .route("/instances/{instanceId}/resume", post(manage::resume))
         .route("/instances/{instanceId}/rewind", post(manage::rewind))
         .route("/instances/{instanceId}/restart", post(manage::restart))
-        .route("/stats", get(stats::stats));
+        .route("/stats", get(stats::stats))
+        .route("/entities", get(entities::list_all))
+        .route("/entities/{name}", get(entities::list))
+        .route(
+            "/entities/{name}/{key}",
+            get(entities::get).post(entities::signal),
+        );
     Router::new()
         .nest(BASE_PATH, hub)
         // The seed's short forms.

@@ -41,6 +41,7 @@ pub(crate) async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, 
     let m = metrics::global();
     Ok(Json(Stats {
         instances_by_status: by_status,
+        entities: queues.entities,
         orchestration_backlog: queues.orchestration_backlog,
         activity_backlog: queues.activity_backlog,
         pending_timers: queues.pending_timers,

@@ -81,8 +81,12 @@ impl Machine {
             }
         }
         let mut by_status: BTreeMap<RuntimeStatus, u64> = BTreeMap::new();
-        for slot in self.slots.values() {
-            *by_status.entry(slot.state.status).or_default() += 1;
+        for (id, slot) in &self.slots {
+            if durable_core::entity::EntityId::is_entity(id) {
+                stats.entities += 1;
+            } else {
+                *by_status.entry(slot.state.status).or_default() += 1;
+            }
             stats.pending_timers +=
                 slot.inbox.values().filter(|m| m.visible_at > now).count() as u64;
         }
