@@ -6,6 +6,7 @@
 //! Durability is ordered: a transaction holds every op applied before it, so an op is never on
 //! disk without the ops it depended on. A caller of a durable op waits until its op is flushed.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar};
 use std::time::{Duration, Instant};
@@ -36,14 +37,14 @@ pub(crate) struct EntryRef<'a> {
 /// A change to the `history` table, in op order.
 #[derive(Debug)]
 pub(crate) enum HistoryChange {
+    /// A turn's events, in the row numbered by the op that wrote them.
     Insert {
+        id: i64,
         instance_id: String,
-        seq: u32,
         events: String,
     },
-    Clear {
-        instance_id: String,
-    },
+    /// The rows of a history that was cleared.
+    Delete { ids: Vec<i64> },
 }
 
 /// What the flusher has not written yet.
@@ -62,6 +63,32 @@ pub(crate) struct State {
     pub pending: Pending,
     /// Set when the flusher failed: the machine is ahead of the disk and must not be used.
     pub failed: Option<StoreError>,
+    /// The `history` rows of each instance, in order. History rows are appended in op order
+    /// (their id is the op's sequence number) rather than kept in an `(instance, seq)` index,
+    /// whose random inserts would dirty a page per turn; this map is that index, rebuilt at open.
+    pub history_rows: HashMap<String, Vec<i64>>,
+}
+
+impl State {
+    /// Records the turn written by op `seq`.
+    pub fn append_history(&mut self, seq: u64, instance_id: String, events: String) {
+        let seq = seq as i64;
+        self.history_rows
+            .entry(instance_id.clone())
+            .or_default()
+            .push(seq);
+        self.pending.history.push(HistoryChange::Insert {
+            id: seq,
+            instance_id,
+            events,
+        });
+    }
+
+    pub fn clear_history(&mut self, instance_id: &str) {
+        if let Some(ids) = self.history_rows.remove(instance_id) {
+            self.pending.history.push(HistoryChange::Delete { ids });
+        }
+    }
 }
 
 pub(crate) struct Shared {
@@ -227,16 +254,20 @@ impl Flusher {
             for change in &pending.history {
                 match change {
                     HistoryChange::Insert {
+                        id,
                         instance_id,
-                        seq,
                         events,
                     } => {
-                        c.prepare_cached("INSERT OR REPLACE INTO history (instance_id, seq, events) VALUES (?1, ?2, ?3)")?
-                            .execute(params![instance_id, seq, events])?;
+                        c.prepare_cached(
+                            "INSERT INTO history (id, instance_id, events) VALUES (?1, ?2, ?3)",
+                        )?
+                        .execute(params![id, instance_id, events])?;
                     }
-                    HistoryChange::Clear { instance_id } => {
-                        c.prepare_cached("DELETE FROM history WHERE instance_id = ?1")?
-                            .execute([instance_id])?;
+                    HistoryChange::Delete { ids } => {
+                        let mut delete = c.prepare_cached("DELETE FROM history WHERE id = ?1")?;
+                        for id in ids {
+                            delete.execute([id])?;
+                        }
                     }
                 }
             }
@@ -301,8 +332,12 @@ impl Flusher {
     }
 }
 
+/// What opening a database rebuilds: the machine, the last op's sequence number, and where each
+/// instance's history rows are.
+pub(crate) type Recovered = (Machine, u64, HashMap<String, Vec<i64>>);
+
 /// Rebuilds the machine from the last checkpoint and the journal after it.
-pub(crate) fn recover(conn: &Connection) -> Result<(Machine, u64), String> {
+pub(crate) fn recover(conn: &Connection) -> Result<Recovered, String> {
     let meta = |key: &str| -> Result<i64, String> {
         conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .map_err(|e| format!("reading {key}: {e}"))
@@ -345,5 +380,21 @@ pub(crate) fn recover(conn: &Connection) -> Result<(Machine, u64), String> {
             seq = entry_seq;
         }
     }
-    Ok((machine, seq))
+    Ok((machine, seq, history_rows(conn)?))
+}
+
+/// Reads the history table's row ids per instance: a scan of the ids and instance ids only.
+fn history_rows(conn: &Connection) -> Result<HashMap<String, Vec<i64>>, String> {
+    let mut rows: HashMap<String, Vec<i64>> = HashMap::new();
+    let mut stmt = conn
+        .prepare("SELECT id, instance_id FROM history ORDER BY id")
+        .map_err(|e| e.to_string())?;
+    let found = stmt
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+        .map_err(|e| e.to_string())?;
+    for row in found {
+        let (id, instance_id) = row.map_err(|e| e.to_string())?;
+        rows.entry(instance_id).or_default().push(id);
+    }
+    Ok(rows)
 }

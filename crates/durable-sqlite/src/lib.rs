@@ -3,7 +3,7 @@
 //! Instances, inboxes, leases and the activity queue live in an indexed in-memory state machine
 //! (shared with the in-memory store); SQLite holds the journal of the ops applied to it, the
 //! histories, and periodic per-instance snapshots. A step writes one journal entry (many share a
-//! row: group commit) and one history row, instead of a dozen indexed rows.
+//! row: group commit) and one history row appended in op order, instead of a dozen indexed rows.
 //!
 //! Durability is `synchronous=FULL` by default: a start, an event or a turn is acknowledged only
 //! once flushed to disk. One process owns a database file at a time (a lock file enforces it);
@@ -30,10 +30,10 @@ use durable_core::work::{
 use durable_store::machine::{Op, Output};
 use durable_store::{Notifier, Store, StoreError, StoreResult};
 use parking_lot::Mutex;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use tokio::sync::watch;
 
-use crate::journal::{EntryRef, FlushPolicy, HistoryChange, Shared, State};
+use crate::journal::{EntryRef, FlushPolicy, Shared, State};
 
 /// SQLite's `synchronous` setting: what an acknowledged commit survives.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -198,7 +198,8 @@ impl SqliteStore {
         conn.pragma_update(None, "cache_size", -32_768)
             .map_err(|e| open_error(&place, e))?;
         schema::migrate(&conn).map_err(|e| open_error(&place, e))?;
-        let (machine, seq) = journal::recover(&conn).map_err(|e| open_error(&place, e))?;
+        let (machine, seq, history_rows) =
+            journal::recover(&conn).map_err(|e| open_error(&place, e))?;
         let recovered = machine.len();
         let (flushed, _) = watch::channel(seq);
         let shared = Arc::new(Shared {
@@ -207,6 +208,7 @@ impl SqliteStore {
                 seq,
                 pending: Default::default(),
                 failed: None,
+                history_rows,
             }),
             wake: std::sync::Condvar::new(),
             wake_lock: std::sync::Mutex::new(false),
@@ -266,13 +268,19 @@ impl SqliteStore {
             let (output, effects) = st.machine.apply(now, op)?;
             if effects.mutated {
                 st.seq += 1;
+                let seq = st.seq;
                 st.pending.entries.push(text);
                 for id in &effects.deleted {
-                    st.pending.history.push(HistoryChange::Clear {
-                        instance_id: id.clone(),
-                    });
+                    st.clear_history(id);
                 }
-                st.pending.history.extend(history);
+                if let Some(turn) = history {
+                    if turn.replace {
+                        st.clear_history(&turn.instance_id);
+                    }
+                    if let Some(events) = turn.events {
+                        st.append_history(seq, turn.instance_id, events);
+                    }
+                }
                 st.pending.flush |= durable;
             }
             (output, effects, st.seq)
@@ -285,13 +293,6 @@ impl SqliteStore {
         }
         durable_store::notify(&self.notifier, &effects);
         Ok(output)
-    }
-
-    /// Waits until everything applied so far is on disk, so a read never returns what a crash
-    /// could undo.
-    async fn barrier(&self) -> StoreResult<()> {
-        let seq = self.shared.state.lock().seq;
-        self.shared.wait_flushed(seq).await
     }
 
     async fn read<T>(
@@ -345,41 +346,31 @@ fn lock_file(path: &std::path::Path) -> StoreResult<File> {
     }
 }
 
-/// Moves a commit's history events out of the op (the journal does not repeat them) and turns
-/// them into history-table changes.
-fn take_history(op: &mut Op) -> Vec<HistoryChange> {
+/// What a commit does to its instance's history.
+struct TurnHistory {
+    instance_id: String,
+    /// The history is replaced rather than appended to.
+    replace: bool,
+    /// The events to add, as JSON; `None` when there are none.
+    events: Option<String>,
+}
+
+/// Moves a commit's history events out of the op: the journal does not repeat them, they go to
+/// the history table.
+fn take_history(op: &mut Op) -> Option<TurnHistory> {
     let Op::Commit { commit, .. } = op else {
-        return Vec::new();
+        return None;
     };
-    let id = commit.lease.instance_id.clone();
-    let json = |events: &[HistoryEvent]| serde_json::to_string(events).expect("events serialize");
-    match &mut commit.history {
-        HistoryWrite::Append { from, events } => {
-            let events = std::mem::take(events);
-            if events.is_empty() {
-                return Vec::new();
-            }
-            vec![HistoryChange::Insert {
-                instance_id: id,
-                seq: *from,
-                events: json(&events),
-            }]
-        }
-        HistoryWrite::Replace { events, .. } => {
-            let events = std::mem::take(events);
-            let mut changes = vec![HistoryChange::Clear {
-                instance_id: id.clone(),
-            }];
-            if !events.is_empty() {
-                changes.push(HistoryChange::Insert {
-                    instance_id: id,
-                    seq: 0,
-                    events: json(&events),
-                });
-            }
-            changes
-        }
-    }
+    let (replace, events) = match &mut commit.history {
+        HistoryWrite::Append { events, .. } => (false, std::mem::take(events)),
+        HistoryWrite::Replace { events, .. } => (true, std::mem::take(events)),
+    };
+    Some(TurnHistory {
+        instance_id: commit.lease.instance_id.clone(),
+        replace,
+        events: (!events.is_empty())
+            .then(|| serde_json::to_string(&events).expect("events serialize")),
+    })
 }
 
 fn unexpected(output: Output) -> StoreError {
@@ -433,8 +424,15 @@ impl Store for SqliteStore {
     }
 
     async fn read_history(&self, instance_id: &str) -> StoreResult<Vec<HistoryEvent>> {
-        self.barrier().await?;
-        let id = instance_id.to_string();
+        let (ids, seq) = {
+            let st = self.shared.state.lock();
+            let ids = st.history_rows.get(instance_id).cloned();
+            (ids.unwrap_or_default(), st.seq)
+        };
+        self.shared.wait_flushed(seq).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let (pool, path) = (self.readers.clone(), self.path.clone());
         tokio::task::spawn_blocking(move || {
             let reader_error =
@@ -452,9 +450,16 @@ impl Store for SqliteStore {
                     c
                 }
             };
+            // A row can only be missing if a purge deleted it after the ids were read.
             let chunks: rusqlite::Result<Vec<String>> = conn
-                .prepare_cached("SELECT events FROM history WHERE instance_id = ?1 ORDER BY seq")
-                .and_then(|mut s| s.query_map([&id], |r| r.get(0))?.collect());
+                .prepare_cached("SELECT events FROM history WHERE id = ?1")
+                .and_then(|mut s| {
+                    let mut chunks = Vec::with_capacity(ids.len());
+                    for id in &ids {
+                        chunks.extend(s.query_row([id], |r| r.get(0)).optional()?);
+                    }
+                    Ok(chunks)
+                });
             pool.lock().push(conn);
             let mut events = Vec::new();
             for chunk in chunks.map_err(reader_error)? {
