@@ -58,6 +58,16 @@ pub(crate) async fn complete_turn(hub: &Arc<Hub>, r: proto::OrchestratorResponse
         Ok(more) => actions.extend(more),
         Err(e) => return give_back_rejected(hub, Work::Turn(turn), e).await,
     }
+    if super::locks::ends(&actions) {
+        match hub.owed_unlocks(&turn.item, &actions).await {
+            Ok(unlocks) => drop(actions.splice(0..0, unlocks)),
+            Err(e) => {
+                hub.give_back(Work::Turn(turn), Some(Duration::from_millis(200)))
+                    .await;
+                return Err(e.into());
+            }
+        }
+    }
     let children = keep_execution_on_rewind(&turn, &mut actions);
     let output = TurnOutput {
         actions,
@@ -131,7 +141,7 @@ pub(crate) async fn abandon_token(hub: &Arc<Hub>, token: &str, kind: Kind) -> Rp
     if let Some(work) = hub.take(token) {
         let delay = match kind {
             Kind::Orchestration => Some(RETRY_REJECTED),
-            Kind::Activity => None,
+            Kind::Activity | Kind::Entity => None,
         };
         hub.decline(work, delay).await;
     }
