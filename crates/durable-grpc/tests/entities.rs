@@ -435,3 +435,42 @@ async fn locks_of_a_remote_orchestration_are_released_when_it_ends() {
     assert!(unlock < completed, "the unlock comes before the completion");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_keeps_failing_is_poison_and_a_lost_worker_is_replaced() {
+    let server = TestServer::start(SidecarOptions::default()).await;
+    let mut api = server.client().await;
+    let mut stream = open(&mut api, None).await;
+    api.signal_entity(signal("@fake@poison", "add", Some("1")))
+        .await
+        .unwrap();
+    // Every answer is refused (no results for one operation): the batch comes back each time,
+    // and after the tenth delivery it is failed as poison instead of sent again.
+    let mut deliveries = 0;
+    while let Some(item) = next_item(&mut stream, Duration::from_secs(3)).await {
+        deliveries += 1;
+        let refused = api
+            .complete_entity_task(result(&item.completion_token, Some("1"), vec![]))
+            .await;
+        assert_eq!(refused.unwrap_err().code(), Code::InvalidArgument);
+    }
+    assert_eq!(deliveries, 10);
+    let listed = entities(&mut api, "@fake@poison").await;
+    assert_eq!(listed[0].serialized_state, None, "the state did not change");
+    assert_eq!(listed[0].backlog_queue_size, 0, "the operation was dropped");
+
+    // A worker that goes away mid-batch: the batch goes to the next one.
+    api.signal_entity(signal("@fake@lost", "add", Some("2")))
+        .await
+        .unwrap();
+    let (_, _lost_token) = next_batch(&mut stream).await;
+    drop(stream);
+    let mut stream = open(&mut api, None).await;
+    let (request, token) = next_batch(&mut stream).await;
+    assert_eq!(request.instance_id, "@fake@lost");
+    api.complete_entity_task(result(&token, Some("2"), vec![success("2")]))
+        .await
+        .unwrap();
+    assert_eq!(state_of(&mut api, "@fake@lost").await.as_deref(), Some("2"));
+    server.stop().await;
+}

@@ -7,10 +7,10 @@ Env:    DURABLETASK_HOST   the sidecar address (default localhost:4001)
         INTEROP_SKIP       comma-separated scenario names to skip (each printed as SKIP)
 
 The cross-language scenarios need a native Rust worker on the same task hub with the samples of
-`durable serve --samples` (F1, F2, Chaining) and the orchestration RustCallsPython (registered by
-the Rust integration test), and for entities the sample entity `counter` and the orchestration
-RustCallsPythonEntity (also registered by the Rust test). Prints one line per scenario and ends with `N passed, M failed`; the
-exit code is non-zero when any scenario failed.
+`durable serve --samples` (F1, F2, Chaining, the entity `counter`) and the orchestrations
+RustCallsPython and RustCallsPythonEntity (registered by the Rust integration test). Prints one
+line per scenario and ends with `N passed, M failed`; the exit code is non-zero when any scenario
+failed.
 """
 
 import logging

@@ -123,7 +123,7 @@ def orchestration_calls_entity(c):
 
 def critical_section_no_lost_update(c):
     key = new_id("cs")
-    orchestrations, times = 10, 10
+    orchestrations, times = 10, 100
     started = time.monotonic()
     ids = [c.schedule_new_orchestration(locked_increments, input=[key, times])
            for _ in range(orchestrations)]
