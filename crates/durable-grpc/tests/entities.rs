@@ -242,15 +242,24 @@ async fn batch_results_that_do_not_fit_are_refused_and_change_nothing() {
     }];
     let refused = api.complete_entity_task(bad_signal).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
+    let stale_now = api
+        .complete_entity_task(result(&token, Some("5"), vec![success("5")]))
+        .await;
+    assert!(
+        stale_now.is_ok(),
+        "the token went back with the refusal: stale"
+    );
+    assert_eq!(state_of(&mut api, "@fake@k1").await, None);
+    let (_, token) = next_batch(&mut stream).await;
     let no_type = result(
         &token,
         Some("5"),
         vec![OperationResult { result_type: None }],
     );
-    let stale_now = api.complete_entity_task(no_type).await;
+    let refused = api.complete_entity_task(no_type).await.unwrap_err();
     assert!(
-        stale_now.is_ok(),
-        "the token was given back with the refusal"
+        refused.message().contains("neither success nor failure"),
+        "{refused:?}"
     );
 
     // Abandon gives the batch back; then a fitting result commits state and signals.
