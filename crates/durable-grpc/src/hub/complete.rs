@@ -15,7 +15,7 @@ use chrono::Utc;
 use durable::core::action::{Action, ActionKind, TurnOutput};
 use durable::core::event::{EventKind, HistoryEvent, OrchestrationInstance, ParentInstance};
 use durable::core::instance::NewInstance;
-use durable::core::turn::{PlanError, plan_turn};
+use durable::core::turn::plan_turn;
 use durable::core::work::ActivityResult;
 use durable::{RuntimeStatus, StoreError};
 
@@ -77,14 +77,8 @@ pub(crate) async fn complete_turn(hub: &Arc<Hub>, r: proto::OrchestratorResponse
     let now = Utc::now();
     let commit = match plan_turn(&turn.item, &turn.prepared, output, now, Default::default()) {
         Ok(commit) => commit,
-        Err(e @ (PlanError::DuplicateActionId(_) | PlanError::ActionAfterCompletion(_))) => {
+        Err(e) => {
             return give_back_rejected(hub, Work::Turn(turn), RpcError::bad(e.to_string())).await;
-        }
-        Err(PlanError::Unsupported(what)) => {
-            let message =
-                format!("the orchestration used {what}, which this server does not support yet");
-            hub.fail_turn(&turn, "NotSupported", message).await;
-            return Ok(());
         }
     };
     match hub.store.commit_turn(commit).await {
