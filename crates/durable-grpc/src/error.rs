@@ -20,7 +20,7 @@ pub(crate) enum RpcError {
     Engine(ErrorCode, String),
     /// The request does not follow the protocol (a missing field, a malformed token).
     BadRequest(String),
-    /// Part of the protocol this server does not implement yet (durable entities).
+    /// Part of the protocol this server does not implement.
     Unimplemented(&'static str),
     /// Missing or wrong API key.
     Unauthenticated,
@@ -33,12 +33,6 @@ pub(crate) type RpcResult<T> = Result<T, RpcError>;
 impl RpcError {
     pub fn bad(message: impl Into<String>) -> Self {
         RpcError::BadRequest(message.into())
-    }
-
-    pub fn entities() -> Self {
-        RpcError::Unimplemented(
-            "durable entities are not supported yet by this server (orchestrations and activities are)",
-        )
     }
 
     /// The single mapping to gRPC codes. UNAVAILABLE is reserved for conditions of the server or
@@ -112,6 +106,7 @@ mod tests {
         }
         let s = RpcError::from(ClientError::NotFound("x".into())).status();
         assert_eq!(s.code(), Code::NotFound);
-        assert_eq!(RpcError::entities().status().code(), Code::Unimplemented);
+        let unimplemented = RpcError::Unimplemented("x").status();
+        assert_eq!(unimplemented.code(), Code::Unimplemented);
     }
 }

@@ -17,7 +17,7 @@ use crate::proto;
 const WAIT_WITHOUT_DEADLINE: Duration = Duration::from_secs(60);
 
 /// The SDKs send absent payloads as unset, but treat `""` as "none" too.
-fn payload(value: Option<String>) -> Option<String> {
+pub(crate) fn payload(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
 }
 

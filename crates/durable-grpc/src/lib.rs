@@ -2,7 +2,7 @@
 //!
 //! The Durable Task sidecar protocol (`TaskHubSidecarService`) for durable: the Durable Task SDKs
 //! (Python `durabletask` 1.12, JavaScript, Java, .NET, Go) connect to [`Sidecar`] as their
-//! sidecar and run their orchestrations and activities on the engine and store, next to the
+//! sidecar and run their orchestrations, activities and entities on the engine and store, next to the
 //! native Rust worker of the same process. A Python orchestration can call a Rust activity and a
 //! Rust orchestration a Python activity: names the native worker registered stay native, every
 //! other name goes to the remote workers.
@@ -23,10 +23,11 @@
 //! # Ok(()) }
 //! ```
 //!
-//! See `docs/grpc.md` for what is supported, the status codes and the limits. Durable entities
-//! are not supported yet: their RPCs answer UNIMPLEMENTED.
+//! See `docs/grpc.md` for what is supported, the status codes and the limits, and
+//! `docs/entities.md` for durable entities written with the SDKs.
 
 mod convert;
+mod entities;
 mod error;
 mod hub;
 mod instances;

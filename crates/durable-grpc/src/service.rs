@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::entities;
 use crate::error::{RpcError, RpcResult};
 use crate::hub::{self, Hub, Kind};
 use crate::instances::{self, Until};
@@ -165,9 +166,10 @@ impl TaskHubSidecarService for Service {
 
     async fn complete_entity_task(
         &self,
-        _: Request<EntityBatchResult>,
+        r: Request<EntityBatchResult>,
     ) -> Reply<CompleteTaskResponse> {
-        reply(Err(RpcError::entities()))
+        let result = hub::complete_entity(&self.hub, r.into_inner()).await;
+        reply(result.map(|()| CompleteTaskResponse {}))
     }
 
     type StreamInstanceHistoryStream =
@@ -200,26 +202,27 @@ impl TaskHubSidecarService for Service {
         Ok(Response::new(DeleteTaskHubResponse {}))
     }
 
-    async fn signal_entity(&self, _: Request<SignalEntityRequest>) -> Reply<SignalEntityResponse> {
-        reply(Err(RpcError::entities()))
+    async fn signal_entity(&self, r: Request<SignalEntityRequest>) -> Reply<SignalEntityResponse> {
+        let result = entities::signal(&self.hub, r.into_inner()).await;
+        reply(result.map(|()| SignalEntityResponse {}))
     }
 
-    async fn get_entity(&self, _: Request<GetEntityRequest>) -> Reply<GetEntityResponse> {
-        reply(Err(RpcError::entities()))
+    async fn get_entity(&self, r: Request<GetEntityRequest>) -> Reply<GetEntityResponse> {
+        reply(entities::get(&self.hub, r.into_inner()).await)
     }
 
     async fn query_entities(
         &self,
-        _: Request<QueryEntitiesRequest>,
+        r: Request<QueryEntitiesRequest>,
     ) -> Reply<QueryEntitiesResponse> {
-        reply(Err(RpcError::entities()))
+        reply(entities::query(&self.hub, r.into_inner()).await)
     }
 
     async fn clean_entity_storage(
         &self,
-        _: Request<CleanEntityStorageRequest>,
+        r: Request<CleanEntityStorageRequest>,
     ) -> Reply<CleanEntityStorageResponse> {
-        reply(Err(RpcError::entities()))
+        reply(entities::clean(&self.hub, r.into_inner()).await)
     }
 
     async fn abandon_task_activity_work_item(
@@ -246,9 +249,11 @@ impl TaskHubSidecarService for Service {
 
     async fn abandon_task_entity_work_item(
         &self,
-        _: Request<AbandonEntityTaskRequest>,
+        r: Request<AbandonEntityTaskRequest>,
     ) -> Reply<AbandonEntityTaskResponse> {
-        reply(Err(RpcError::entities()))
+        let result =
+            hub::abandon_token(&self.hub, &r.get_ref().completion_token, Kind::Entity).await;
+        reply(result.map(|()| AbandonEntityTaskResponse {}))
     }
 
     /// A bulk terminate of the Durable Task Scheduler service; no SDK needs it against this

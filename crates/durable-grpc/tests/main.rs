@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod descriptor;
+mod entities;
 mod examples;
 mod interop;
 mod streams;

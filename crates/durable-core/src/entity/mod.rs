@@ -18,7 +18,9 @@ use crate::work::NewMessage;
 mod batch;
 mod context;
 
-pub use batch::{BatchStats, execute};
+pub use batch::{
+    Batch, BatchOutcome, BatchStats, ResultCountMismatch, apply, execute, poison_failure, prepare,
+};
 pub use context::{EntityContext, EntityState};
 
 /// An entity's id: `@name@key`, the name in lower case.

@@ -1,6 +1,8 @@
 //! Orchestrator actions from a worker's `OrchestratorResponse`, into the engine's [`Action`]s.
 
 use durable::core::action::{Action, ActionKind};
+use durable::core::entity::EntityId;
+use durable::core::event::EventKind;
 use proto::history_event::EventType as P2;
 use proto::orchestrator_action::OrchestratorActionType as P;
 use proto::send_entity_message_action::EntityMessageType as M;
@@ -78,15 +80,44 @@ fn action_from_proto(a: proto::OrchestratorAction) -> RpcResult<Action> {
                     )));
                 }
             };
-            ActionKind::SendEntityMessage {
-                event: kind_from_proto(event)?,
-            }
+            let event = kind_from_proto(event)?;
+            check_entity_targets(id, &event)?;
+            ActionKind::SendEntityMessage { event }
         }
         P::RewindOrchestration(r) => ActionKind::RewindOrchestration {
             new_history: events_from_proto(r.new_history)?,
         },
     };
     Ok(Action { id, kind })
+}
+
+/// Entity messages must name entities (`@name@key`): the target, or every id of a lock set.
+fn check_entity_targets(id: i32, event: &EventKind) -> RpcResult<()> {
+    let targets: Vec<Option<&str>> = match event {
+        EventKind::EntityOperationSignaled {
+            target_instance_id, ..
+        }
+        | EventKind::EntityOperationCalled {
+            target_instance_id, ..
+        }
+        | EventKind::EntityUnlockSent {
+            target_instance_id, ..
+        } => vec![target_instance_id.as_deref()],
+        EventKind::EntityLockRequested { lock_set, .. } if !lock_set.is_empty() => {
+            lock_set.iter().map(|t| Some(t.as_str())).collect()
+        }
+        _ => vec![None],
+    };
+    match targets
+        .into_iter()
+        .find(|t| !t.is_some_and(EntityId::is_entity))
+    {
+        None => Ok(()),
+        Some(t) => Err(RpcError::bad(format!(
+            "action #{id}: sendEntityMessage targets {}, which is not an entity id (@name@key)",
+            t.map_or("nothing".to_string(), |t| format!("'{t}'"))
+        ))),
+    }
 }
 
 fn non_empty(value: String, id: i32, what: &str) -> RpcResult<String> {
@@ -160,5 +191,48 @@ mod tests {
             }),
         );
         assert!(turn_actions(vec![canceled]).is_err());
+    }
+
+    #[test]
+    fn entity_messages_must_target_entities() {
+        let signal = |target: &str| {
+            action(
+                1,
+                P::SendEntityMessage(proto::SendEntityMessageAction {
+                    entity_message_type: Some(M::EntityOperationSignaled(
+                        proto::EntityOperationSignaledEvent {
+                            request_id: "r".into(),
+                            operation: "add".into(),
+                            target_instance_id: Some(target.into()),
+                            ..Default::default()
+                        },
+                    )),
+                }),
+            )
+        };
+        assert!(turn_actions(vec![signal("@counter@a")]).is_ok());
+        let refused = turn_actions(vec![signal("counter")]).unwrap_err();
+        assert!(
+            format!("{refused:?}").contains("not an entity id"),
+            "{refused:?}"
+        );
+        let lock = |set: Vec<String>| {
+            action(
+                2,
+                P::SendEntityMessage(proto::SendEntityMessageAction {
+                    entity_message_type: Some(M::EntityLockRequested(
+                        proto::EntityLockRequestedEvent {
+                            critical_section_id: "cs".into(),
+                            lock_set: set,
+                            position: 0,
+                            parent_instance_id: Some("o".into()),
+                        },
+                    )),
+                }),
+            )
+        };
+        assert!(turn_actions(vec![lock(vec!["@c@a".into(), "@c@b".into()])]).is_ok());
+        assert!(turn_actions(vec![lock(vec![])]).is_err());
+        assert!(turn_actions(vec![lock(vec!["@c@a".into(), "b".into()])]).is_err());
     }
 }

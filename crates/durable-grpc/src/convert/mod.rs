@@ -3,6 +3,7 @@
 //! kept exactly (`Option` stays `Option`), because the SDKs test wrapper fields with `HasField`.
 
 mod actions;
+mod entities;
 mod events;
 mod state;
 
@@ -18,6 +19,7 @@ use crate::error::{RpcError, RpcResult};
 use crate::proto;
 
 pub(crate) use actions::turn_actions;
+pub(crate) use entities::{entity_metadata, entity_outcome};
 pub(crate) use events::{event_to_proto, events_from_proto};
 pub(crate) use state::{instance_state, status_filter};
 

@@ -15,7 +15,7 @@ use chrono::Utc;
 use durable::core::action::{Action, ActionKind, TurnOutput};
 use durable::core::event::{EventKind, HistoryEvent, OrchestrationInstance, ParentInstance};
 use durable::core::instance::NewInstance;
-use durable::core::turn::{PlanError, plan_turn};
+use durable::core::turn::plan_turn;
 use durable::core::work::ActivityResult;
 use durable::{RuntimeStatus, StoreError};
 
@@ -58,6 +58,16 @@ pub(crate) async fn complete_turn(hub: &Arc<Hub>, r: proto::OrchestratorResponse
         Ok(more) => actions.extend(more),
         Err(e) => return give_back_rejected(hub, Work::Turn(turn), e).await,
     }
+    if super::locks::ends(&actions) {
+        match hub.owed_unlocks(&turn.item, &actions).await {
+            Ok(unlocks) => drop(actions.splice(0..0, unlocks)),
+            Err(e) => {
+                hub.give_back(Work::Turn(turn), Some(Duration::from_millis(200)))
+                    .await;
+                return Err(e.into());
+            }
+        }
+    }
     let children = keep_execution_on_rewind(&turn, &mut actions);
     let output = TurnOutput {
         actions,
@@ -67,14 +77,8 @@ pub(crate) async fn complete_turn(hub: &Arc<Hub>, r: proto::OrchestratorResponse
     let now = Utc::now();
     let commit = match plan_turn(&turn.item, &turn.prepared, output, now, Default::default()) {
         Ok(commit) => commit,
-        Err(e @ (PlanError::DuplicateActionId(_) | PlanError::ActionAfterCompletion(_))) => {
+        Err(e) => {
             return give_back_rejected(hub, Work::Turn(turn), RpcError::bad(e.to_string())).await;
-        }
-        Err(PlanError::Unsupported(what)) => {
-            let message =
-                format!("the orchestration used {what}, which this server does not support yet");
-            hub.fail_turn(&turn, "NotSupported", message).await;
-            return Ok(());
         }
     };
     match hub.store.commit_turn(commit).await {
@@ -131,7 +135,7 @@ pub(crate) async fn abandon_token(hub: &Arc<Hub>, token: &str, kind: Kind) -> Rp
     if let Some(work) = hub.take(token) {
         let delay = match kind {
             Kind::Orchestration => Some(RETRY_REJECTED),
-            Kind::Activity => None,
+            Kind::Activity | Kind::Entity => None,
         };
         hub.decline(work, delay).await;
     }

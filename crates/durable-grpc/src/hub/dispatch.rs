@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use durable::RuntimeStatus;
+use durable::core::entity::EntityId;
 use durable::core::event::{EventKind, HistoryEvent};
 use durable::core::limits::DEFAULT_MAX_DELIVERIES;
 use durable::core::turn::{PreparedTurn, consume_only, prepare_turn};
 use durable::core::work::{ActivityItem, OrchestrationItem};
+use durable::{FailureDetails, RuntimeStatus};
 use prost::Message;
 
 use super::{Hub, Turn, Work, WorkKey, WorkSender};
@@ -96,6 +97,9 @@ async fn fetch(hub: &Arc<Hub>, plan: super::FetchPlan) -> Result<usize, durable:
 }
 
 fn dispatch_turn(hub: &Arc<Hub>, item: OrchestrationItem) {
+    if EntityId::is_entity(&item.lease.instance_id) {
+        return super::entities::dispatch(hub, item);
+    }
     let prepared = prepare_remote_turn(&item, Utc::now());
     let turn = Box::new(Turn {
         item,
@@ -157,7 +161,7 @@ fn dispatch_activity(hub: &Arc<Hub>, item: ActivityItem) {
     offer(hub, Work::Activity(item));
 }
 
-fn offer(hub: Arc<Hub>, work: Work) {
+pub(super) fn offer(hub: Arc<Hub>, work: Work) {
     if let (token, Some(tx)) = hub.hold(work) {
         tokio::spawn(send(hub, token, tx));
     }
@@ -200,6 +204,7 @@ async fn send(hub: Arc<Hub>, token: String, tx: WorkSender) {
     };
     let request = match request {
         Seed::Activity(request) => proto::work_item::Request::ActivityRequest(request),
+        Seed::Entity(request) => proto::work_item::Request::EntityRequestV2(request),
         Seed::Turn {
             instance_id,
             execution_id,
@@ -259,10 +264,12 @@ enum Seed {
         new_events: Vec<proto::HistoryEvent>,
     },
     Activity(proto::ActivityRequest),
+    Entity(proto::EntityRequest),
 }
 
 fn request_seed(work: &Work) -> Seed {
     match work {
+        Work::Entity(e) => Seed::Entity(super::entities::request(e)),
         Work::Turn(t) => Seed::Turn {
             instance_id: t.item.instance.instance_id.clone(),
             execution_id: t.item.instance.execution_id.clone(),
@@ -307,6 +314,13 @@ async fn too_large(hub: &Hub, token: &str, size: usize) {
                 item.activity.name
             );
             hub.fail_activity(&item, "MessageTooLarge", message).await;
+        }
+        Work::Entity(turn) => {
+            let message = format!(
+                "the work item for this entity batch is {size} bytes (state plus operation inputs), over the {limit}-byte gRPC message limit"
+            );
+            let failure = FailureDetails::new("MessageTooLarge", message).non_retriable();
+            hub.fail_entity(*turn, failure).await;
         }
     }
 }

@@ -9,6 +9,8 @@
 
 mod complete;
 mod dispatch;
+mod entities;
+mod locks;
 mod maintain;
 mod release;
 mod stream;
@@ -18,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use durable::core::action::Action;
+use durable::core::entity::Batch;
 use durable::core::turn::PreparedTurn;
 use durable::core::work::{ActivityItem, ActivityLease, Lease, NameFilter, OrchestrationItem};
 use durable::{Client, Registry, SharedStore};
@@ -31,23 +34,28 @@ use crate::server::SidecarOptions;
 
 pub(crate) use complete::{abandon_token, complete_activity, complete_turn};
 pub(crate) use dispatch::run as run_dispatcher;
+pub(crate) use entities::complete_entity;
 pub(crate) use maintain::run as run_maintenance;
 pub(crate) use stream::open as open_stream;
 
 pub(crate) type WorkSender = mpsc::Sender<Result<proto::WorkItem, Status>>;
 
-/// Orchestration turns or activity invocations.
+/// Orchestration turns, activity invocations or entity batches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
     Orchestration = 0,
     Activity = 1,
+    Entity = 2,
 }
+
+const KINDS: usize = 3;
 
 impl Kind {
     fn letter(self) -> char {
         match self {
             Kind::Orchestration => 'o',
             Kind::Activity => 'a',
+            Kind::Entity => 'e',
         }
     }
 }
@@ -61,10 +69,18 @@ pub(crate) struct Turn {
     pub partial: Vec<Action>,
 }
 
+/// One entity batch handed to a remote worker: the claimed entity and its planned batch.
+#[derive(Debug)]
+pub(crate) struct EntityTurn {
+    pub item: OrchestrationItem,
+    pub batch: Batch,
+}
+
 #[derive(Debug)]
 pub(crate) enum Work {
     Turn(Box<Turn>),
     Activity(ActivityItem),
+    Entity(Box<EntityTurn>),
 }
 
 impl Work {
@@ -72,6 +88,7 @@ impl Work {
         match self {
             Work::Turn(_) => Kind::Orchestration,
             Work::Activity(_) => Kind::Activity,
+            Work::Entity(_) => Kind::Entity,
         }
     }
 
@@ -79,6 +96,7 @@ impl Work {
         match self {
             Work::Turn(t) => WorkKey::Instance(t.item.lease.instance_id.clone()),
             Work::Activity(a) => WorkKey::Activity(a.lease.activity_id),
+            Work::Entity(e) => WorkKey::Instance(e.item.lease.instance_id.clone()),
         }
     }
 
@@ -87,6 +105,7 @@ impl Work {
         match self {
             Work::Turn(t) => (&t.item.instance.name, t.item.instance.version.as_deref()),
             Work::Activity(a) => (&a.activity.name, a.activity.version.as_deref()),
+            Work::Entity(e) => (&e.batch.id.name, None),
         }
     }
 }
@@ -116,8 +135,8 @@ struct Held {
 struct Stream {
     tx: WorkSender,
     filters: Option<proto::WorkItemFilters>,
-    max: [usize; 2],
-    busy: [usize; 2],
+    max: [usize; KINDS],
+    busy: [usize; KINDS],
 }
 
 impl Stream {
@@ -127,7 +146,7 @@ impl Stream {
 
     /// §3.13: an absent filter takes everything; a present one only what it lists. An activity
     /// without a version matches any version list (Python never sends activity versions, and
-    /// filtering them literally would starve them).
+    /// filtering them literally would starve them). Entities match on their lower-case name.
     fn accepts(&self, kind: Kind, name: &str, version: Option<&str>) -> bool {
         let Some(f) = &self.filters else { return true };
         let matches = |n: &str, versions: &[String]| {
@@ -144,6 +163,7 @@ impl Stream {
                 .iter()
                 .any(|o| matches(&o.name, &o.versions)),
             Kind::Activity => f.activities.iter().any(|a| matches(&a.name, &a.versions)),
+            Kind::Entity => f.entities.iter().any(|e| e.name.eq_ignore_ascii_case(name)),
         }
     }
 
@@ -152,6 +172,7 @@ impl Stream {
         Some(match kind {
             Kind::Orchestration => f.orchestrations.iter().map(|o| o.name.as_str()).collect(),
             Kind::Activity => f.activities.iter().map(|a| a.name.as_str()).collect(),
+            Kind::Entity => f.entities.iter().map(|e| e.name.as_str()).collect(),
         })
     }
 }
@@ -174,6 +195,7 @@ impl State {
 }
 
 /// What the dispatcher may fetch now: how many of each kind, under which name filter.
+/// Orchestration turns and entity batches are claimed together (both are instances).
 #[derive(Debug)]
 pub(crate) struct FetchPlan {
     pub orchestrations: (usize, NameFilter),
@@ -192,7 +214,7 @@ pub(crate) struct Hub {
     pub store: SharedStore,
     pub client: Client,
     pub options: SidecarOptions,
-    native: [Vec<String>; 2],
+    native: [Vec<String>; KINDS],
     state: Mutex<State>,
     /// Deliveries given back unrun, per item, not counted as poison (see [`Hub::decline`]).
     declined: Mutex<HashMap<WorkKey, u32>>,
@@ -211,15 +233,9 @@ impl Hub {
             store,
             options,
             native: [
-                // Entity batches are claimed like orchestration turns, under the entity's name.
-                names(
-                    native
-                        .orchestration_names()
-                        .into_iter()
-                        .chain(native.entity_names())
-                        .collect(),
-                ),
+                names(native.orchestration_names()),
                 names(native.activity_names()),
+                names(native.entity_names()),
             ],
             state: Mutex::new(State::default()),
             declined: Mutex::new(HashMap::new()),
@@ -270,8 +286,9 @@ impl Hub {
             max: [
                 cap(request.max_concurrent_orchestration_work_items),
                 cap(request.max_concurrent_activity_work_items),
+                cap(request.max_concurrent_entity_work_items),
             ],
-            busy: [0, 0],
+            busy: [0; KINDS],
         };
         let mut state = self.state.lock();
         let id = state.next_stream;
@@ -340,8 +357,19 @@ impl Hub {
                 (free, NameFilter::Only(names))
             }
         };
+        let natives = |kinds: &[Kind]| {
+            kinds
+                .iter()
+                .flat_map(|k| self.native[*k as usize].iter().cloned())
+                .collect::<Vec<_>>()
+        };
+        let orchestrations = merge(
+            plan(Kind::Orchestration),
+            plan(Kind::Entity),
+            natives(&[Kind::Orchestration, Kind::Entity]),
+        );
         Some(FetchPlan {
-            orchestrations: plan(Kind::Orchestration),
+            orchestrations,
             activities: plan(Kind::Activity),
         })
     }
@@ -425,6 +453,7 @@ impl Hub {
             .map(|(token, h)| {
                 let lease = match &h.work {
                     Work::Turn(t) => HeldLease::Turn(t.item.lease.clone()),
+                    Work::Entity(e) => HeldLease::Turn(e.item.lease.clone()),
                     Work::Activity(a) => HeldLease::Activity(a.lease.clone()),
                 };
                 (token.clone(), lease)
@@ -452,6 +481,30 @@ impl Hub {
 pub(crate) enum HeldLease {
     Turn(Lease),
     Activity(ActivityLease),
+}
+
+/// One claim for turns and entity batches: the counts add up, and the names are those either
+/// kind takes (an `Except` takes everything but the native names of both kinds).
+fn merge(
+    turns: (usize, NameFilter),
+    entities: (usize, NameFilter),
+    native: Vec<String>,
+) -> (usize, NameFilter) {
+    let free = turns.0 + entities.0;
+    let filter = match (turns, entities) {
+        ((0, _), (_, f)) | ((_, f), (0, _)) => match f {
+            NameFilter::Except(_) => NameFilter::Except(native),
+            only => only,
+        },
+        ((_, NameFilter::Only(mut a)), (_, NameFilter::Only(b))) => {
+            a.extend(b);
+            a.sort();
+            a.dedup();
+            NameFilter::Only(a)
+        }
+        _ => NameFilter::Except(native),
+    };
+    (free, filter)
 }
 
 /// Picks the least busy stream that accepts an item and takes one of its slots.
@@ -485,7 +538,7 @@ pub(crate) fn parse_token(token: &str, expected: Kind) -> RpcResult<()> {
     let well_formed = session.len() == 8
         && session.chars().all(|c| c.is_ascii_hexdigit())
         && n.parse::<u64>().is_ok();
-    if !well_formed || !matches!(kind, "o" | "a") {
+    if !well_formed || !matches!(kind, "o" | "a" | "e") {
         return Err(RpcError::bad(format!(
             "malformed completion token '{token}'"
         )));
@@ -508,6 +561,9 @@ mod tests {
     fn hub() -> Hub {
         let mut native = Registry::new();
         native.add_orchestration("Native", |_ctx, ()| async { Ok::<_, durable::Error>(()) });
+        native.add_entity("NativeCounter", |_ctx: &mut durable::EntityContext| {
+            Ok::<_, durable::Error>(0)
+        });
         Hub::new(MemoryStore::new(), &native, SidecarOptions::default())
     }
 
@@ -515,6 +571,7 @@ mod tests {
         proto::GetWorkItemsRequest {
             max_concurrent_orchestration_work_items: 5,
             max_concurrent_activity_work_items: 7,
+            max_concurrent_entity_work_items: 3,
             work_item_filters: filters,
             ..Default::default()
         }
@@ -552,11 +609,44 @@ mod tests {
         let plan = hub.fetch_plan().unwrap();
         assert_eq!(
             plan.orchestrations,
-            (10, NameFilter::Except(vec!["Native".into()]))
+            (
+                13,
+                NameFilter::Except(vec!["Native".into(), "nativecounter".into()])
+            ),
+            "turns and entity batches are claimed together"
         );
         assert_eq!(plan.activities.0, 7);
         hub.disconnect(picky);
-        assert_eq!(hub.fetch_plan().unwrap().orchestrations.0, 5);
+        assert_eq!(hub.fetch_plan().unwrap().orchestrations.0, 8);
+    }
+
+    #[test]
+    fn entity_filters_select_entity_names_and_never_native_ones() {
+        let hub = hub();
+        let filters = proto::WorkItemFilters {
+            orchestrations: vec![],
+            activities: vec![],
+            entities: vec![
+                proto::EntityFilter {
+                    name: "py_counter".into(),
+                },
+                proto::EntityFilter {
+                    name: "nativecounter".into(),
+                },
+            ],
+        };
+        let (tx, _rx) = mpsc::channel(1);
+        let id = hub.connect(&request(Some(filters)), tx);
+        let plan = hub.fetch_plan().unwrap();
+        assert_eq!(
+            plan.orchestrations,
+            (3, NameFilter::Only(vec!["py_counter".into()]))
+        );
+        let state = hub.state.lock();
+        let stream = &state.streams[&id];
+        assert!(stream.accepts(Kind::Entity, "py_counter", None));
+        assert!(!stream.accepts(Kind::Entity, "other", None));
+        assert!(!stream.accepts(Kind::Orchestration, "py_counter", None));
     }
 
     #[test]
@@ -565,6 +655,9 @@ mod tests {
         let token = hub.mint_token(Kind::Activity);
         assert!(parse_token(&token, Kind::Activity).is_ok());
         assert!(parse_token(&token, Kind::Orchestration).is_err());
+        let token = hub.mint_token(Kind::Entity);
+        assert!(parse_token(&token, Kind::Entity).is_ok());
+        assert!(parse_token(&token, Kind::Activity).is_err());
         assert!(parse_token("", Kind::Activity).is_err());
         assert!(parse_token("abc.a.1", Kind::Activity).is_err());
         assert!(parse_token("0123abcd.a.x", Kind::Activity).is_err());

@@ -50,6 +50,11 @@ impl Hub {
                     .await
             }
             Work::Activity(a) => self.store.abandon_activity_item(&a.lease, delay).await,
+            Work::Entity(e) => {
+                self.store
+                    .abandon_orchestration_item(&e.item.lease, delay)
+                    .await
+            }
         };
         if let Err(e) = result {
             // The lease expires on its own; the item is fetched again then.
@@ -58,11 +63,17 @@ impl Hub {
     }
 
     /// Ends the instance with a failure instead of running the turn remotely (poison items, work
-    /// items over the message limit).
+    /// items over the message limit), releasing the entity locks it still holds.
     pub async fn fail_turn(&self, turn: &Turn, error_type: &str, message: String) {
         let now = Utc::now();
         let details = FailureDetails::new(error_type, message).non_retriable();
-        let output = TurnOutput::ending(-1, RuntimeStatus::Failed, None, Some(details));
+        let mut output = TurnOutput::ending(-1, RuntimeStatus::Failed, None, Some(details));
+        match self.owed_unlocks(&turn.item, &[]).await {
+            Ok(unlocks) => drop(output.actions.splice(0..0, unlocks)),
+            Err(e) => {
+                tracing::warn!(instance_id = %turn.item.lease.instance_id, error = %e, "could not read the history for the locks to release")
+            }
+        }
         let planned = plan_turn(&turn.item, &turn.prepared, output, now, Default::default());
         let committed = match planned {
             Ok(commit) => self

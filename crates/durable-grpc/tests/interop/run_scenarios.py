@@ -7,9 +7,10 @@ Env:    DURABLETASK_HOST   the sidecar address (default localhost:4001)
         INTEROP_SKIP       comma-separated scenario names to skip (each printed as SKIP)
 
 The cross-language scenarios need a native Rust worker on the same task hub with the samples of
-`durable serve --samples` (F1, F2, Chaining) and the orchestration RustCallsPython (registered by
-the Rust integration test). Prints one line per scenario and ends with `N passed, M failed`; the
-exit code is non-zero when any scenario failed.
+`durable serve --samples` (F1, F2, Chaining, the entity `counter`) and the orchestrations
+RustCallsPython and RustCallsPythonEntity (registered by the Rust integration test). Prints one
+line per scenario and ends with `N passed, M failed`; the exit code is non-zero when any scenario
+failed.
 """
 
 import logging
@@ -22,10 +23,12 @@ from durabletask import client, worker
 
 import scenarios_basic
 import scenarios_cross
+import scenarios_entities
 import scenarios_events
 import scenarios_lifecycle
 
-MODULES = [scenarios_basic, scenarios_events, scenarios_lifecycle, scenarios_cross]
+MODULES = [scenarios_basic, scenarios_events, scenarios_lifecycle, scenarios_cross,
+           scenarios_entities]
 
 
 def names(var):
@@ -52,6 +55,8 @@ def main():
             w.add_orchestrator(fn)
         for fn in module.ACTIVITIES:
             w.add_activity(fn)
+        for fn in getattr(module, "ENTITIES", []):
+            w.add_entity(fn)
     w.start()
     c = client.TaskHubGrpcClient(host_address=host, metadata=metadata, logger=quiet_logger("client"))
 

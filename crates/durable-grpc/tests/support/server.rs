@@ -1,5 +1,5 @@
 //! An in-process server for tests: a SQLite store in a temp dir, a native worker with the
-//! samples and one Rust orchestration that calls a Python activity, and the sidecar on a free
+//! samples and two Rust orchestrations that call a Python activity and a Python entity, and the sidecar on a free
 //! loopback port.
 
 use std::net::SocketAddr;
@@ -19,6 +19,13 @@ async fn rust_calls_python(ctx: OrchestrationContext, text: String) -> Result<St
     Ok(format!("rust got {shouted}"))
 }
 
+/// Signals the Python entity `py_counter` (add 2), then calls it (add 3): the value it returns.
+async fn rust_calls_python_entity(ctx: OrchestrationContext, key: String) -> Result<i64, Error> {
+    let counter = EntityId::new("py_counter", &key);
+    ctx.signal_entity(&counter, "add", 2);
+    Ok(ctx.call_entity(&counter, "add", 3).await?)
+}
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub store: SharedStore,
@@ -36,6 +43,7 @@ impl TestServer {
         let store = durable::open_store(&url).unwrap();
         let worker = durable_samples::register(Worker::builder(store.clone()))
             .orchestration("RustCallsPython", rust_calls_python)
+            .orchestration("RustCallsPythonEntity", rust_calls_python_entity)
             .options(WorkerOptions {
                 only_registered: true,
                 idle_poll: Duration::from_millis(200),
