@@ -10,3 +10,4 @@ mod metrics;
 mod scale_out;
 mod serve;
 mod support;
+mod torture;
