@@ -84,7 +84,8 @@ fn store_url(store: &str, dir: &std::path::Path) -> Result<String> {
     bail!("--store takes `sqlite`, sqlite://FILE or a postgres:// URL (got '{store}')")
 }
 
-/// A probe that fails if `wanted` did not happen: checks that saw nothing cannot pass.
+/// Violations of coverage: the kills must all have hit a live server and the checks must have
+/// seen every instance, child, event and activity task, so checks that saw nothing cannot pass.
 fn coverage(args: &TortureArgs, kills: u32, f: &Findings) -> Vec<String> {
     let mut v = Vec::new();
     let n = args.instances as usize;
