@@ -49,8 +49,7 @@ async fn fresh_store(args: &BenchArgs) -> Result<Fresh> {
         );
     }
     let schema = format!("bench_{}", &durable_core::ids::new_instance_id()[..12]);
-    let sep = if args.store.contains('?') { '&' } else { '?' };
-    let url = format!("{}{sep}schema={schema}", args.store);
+    let url = with_schema(&args.store, &schema);
     let store = durable::connect(&url).await?;
     let sync = if url.contains("synchronous_commit=off") {
         "off"
@@ -63,6 +62,12 @@ async fn fresh_store(args: &BenchArgs) -> Result<Fresh> {
         sync: format!("synchronous_commit={sync}"),
         _dir: None,
     })
+}
+
+/// A PostgreSQL URL with `schema` added as its task hub.
+pub fn with_schema(url: &str, schema: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}schema={schema}")
 }
 
 /// Extra worker processes sharing a PostgreSQL task hub; killed when dropped.

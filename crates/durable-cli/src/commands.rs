@@ -15,6 +15,8 @@ pub enum Outcome {
     Ok,
     /// The instance waited for ended Failed or Terminated.
     InstanceFailed,
+    /// `durable torture` found violations.
+    Violations,
 }
 
 pub struct Ctx {

@@ -7,6 +7,7 @@ mod commands;
 mod entities;
 mod render;
 mod serve;
+mod torture;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -94,7 +95,14 @@ enum Command {
         /// Scale signal: the most workers it recommends.
         #[arg(long, value_name = "N", default_value = "20", value_parser = clap::value_parser!(u32).range(1..))]
         scale_max_workers: u32,
+        /// Register the `durable torture` workload, logging its activity executions to FILE.
+        #[arg(long, value_name = "FILE", hide = true)]
+        torture_log: Option<PathBuf>,
     },
+    /// Kill -9 torture: run `durable serve` as a child, drive a mixed workload, SIGKILL and
+    /// restart the child at seeded random moments, then check that nothing acknowledged was
+    /// lost and nothing recorded twice. Exits 3 on any violation.
+    Torture(torture::TortureArgs),
     /// Start an orchestration; prints its instance id.
     Start {
         name: String,
@@ -322,6 +330,7 @@ async fn run(cli: Cli) -> Result<Outcome> {
             audit_log,
             scale_drain_seconds,
             scale_max_workers,
+            torture_log,
         } => {
             init_logging(log_format);
             let grpc = (!grpc.eq_ignore_ascii_case("off")).then_some(grpc);
@@ -334,6 +343,7 @@ async fn run(cli: Cli) -> Result<Outcome> {
                 insecure,
                 lock_duration,
                 audit_log,
+                torture_log,
                 scale: durable_http::metrics::ScaleOptions {
                     drain_within: scale_drain_seconds,
                     max_workers: scale_max_workers,
@@ -377,6 +387,13 @@ async fn run(cli: Cli) -> Result<Outcome> {
             };
             bench::run(args).await?;
             Ok(Outcome::Ok)
+        }
+        Command::Torture(args) => {
+            if torture::run(args, remote.json).await? {
+                Ok(Outcome::Ok)
+            } else {
+                Ok(Outcome::Violations)
+            }
         }
         Command::BenchWorker { store } => {
             init_logging(LogFormat::Pretty);
@@ -439,6 +456,7 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::InstanceFailed) => ExitCode::from(2),
+        Ok(Outcome::Violations) => ExitCode::from(3),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

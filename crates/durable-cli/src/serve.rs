@@ -26,6 +26,8 @@ pub struct ServeArgs {
     pub insecure: bool,
     pub lock_duration: Duration,
     pub audit_log: Option<PathBuf>,
+    /// Registers the torture workload, logging activity executions to this file.
+    pub torture_log: Option<PathBuf>,
     pub scale: ScaleOptions,
 }
 
@@ -114,11 +116,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .with_context(|| format!("cannot open the audit log {}", path.display()))?;
         store = Arc::new(audited);
     }
-    let registry = if args.samples {
+    let mut registry = if args.samples {
         durable_samples::registry()
     } else {
         Registry::new()
     };
+    if let Some(log) = &args.torture_log {
+        let torture = crate::torture::workload::registry(log)
+            .with_context(|| format!("cannot open the execution log {}", log.display()))?;
+        registry.merge(&torture);
+    }
     let spans = durable_otel::from_env().context("cannot set up OpenTelemetry export")?;
     let options = WorkerOptions {
         only_registered: grpc_addr.is_some(),
@@ -252,6 +259,7 @@ mod tests {
             insecure,
             lock_duration: Duration::from_secs(30),
             audit_log: None,
+            torture_log: None,
             scale: ScaleOptions::default(),
         }
     }

@@ -27,7 +27,7 @@ fn base_url() -> String {
 }
 
 /// Runs `f` with a connection to the test database.
-fn with_db<T>(f: impl AsyncFnOnce(&tokio_postgres::Client) -> T) -> T {
+pub fn with_db<T>(f: impl AsyncFnOnce(&tokio_postgres::Client) -> T) -> T {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -99,14 +99,26 @@ pub struct Node {
 
 impl Node {
     pub fn start(name: &'static str, hub: &Hub, dir: &Path, lease: Duration) -> Node {
+        Node::start_on(name, &hub.url(), dir, lease, &[])
+    }
+
+    /// A node on any store URL, with extra `serve` arguments.
+    pub fn start_on(
+        name: &'static str,
+        store: &str,
+        dir: &Path,
+        lease: Duration,
+        extra: &[&str],
+    ) -> Node {
         let http = format!("127.0.0.1:{}", free_port());
         let audit = dir.join(format!("{name}.jsonl"));
         let child = durable()
             .args(["serve", "--samples", "--grpc", "off", "--http", &http])
-            .args(["--store", &hub.url()])
+            .args(["--store", store])
             .args(["--lock-duration", &lease.as_secs_f64().to_string()])
             .arg("--audit-log")
             .arg(&audit)
+            .args(extra)
             .env("RUST_LOG", "error")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

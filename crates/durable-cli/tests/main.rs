@@ -7,6 +7,8 @@ mod cli;
 mod cluster;
 mod dashboard;
 mod metrics;
+mod poison;
 mod scale_out;
 mod serve;
 mod support;
+mod torture;

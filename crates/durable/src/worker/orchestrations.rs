@@ -326,16 +326,21 @@ async fn run_turn(
         shared.cache.remove(&inst.instance_id);
         metrics::global().poisoned_orchestrations.inc();
         lifecycle::poisoned(item);
-        let output = fail(
-            "PoisonMessage",
-            format!(
-                "this turn was attempted {} times without completing (the process crashed or timed out each time); the instance was failed after {max} deliveries",
-                item.delivery_count()
-            ),
+        let reason = format!(
+            "this turn was attempted {} times without completing (the process crashed, timed out or could not read the history each time); the instance was failed after {max} deliveries",
+            item.delivery_count()
         );
-        return Ok(Some(Ran::output(
-            release_locks(shared, item, output).await?,
-        )));
+        let output = fail("PoisonMessage", reason.clone());
+        // A history that cannot be read (a corrupted row) must not keep the instance from
+        // failing: it fails without the entity unlocks its history would have named.
+        let output = match release_locks(shared, item, output).await {
+            Ok(output) => output,
+            Err(e) => fail(
+                "PoisonMessage",
+                format!("{reason}; its history cannot be read: {e}"),
+            ),
+        };
+        return Ok(Some(Ran::output(output)));
     }
     for event in new_events {
         match &event.kind {
