@@ -338,7 +338,7 @@ fn take_history(op: &mut Op) -> Vec<HistoryChange> {
         return Vec::new();
     };
     let id = commit.lease.instance_id.clone();
-    let json = |events: &[HistoryEvent]| serde_json::to_string(events).expect("events serialize");
+    let json = durable_store::encode_history_row;
     match &mut commit.history {
         HistoryWrite::Append { from, events } => {
             let events = std::mem::take(events);
@@ -444,9 +444,7 @@ impl Store for SqliteStore {
             pool.lock().push(conn);
             let mut events = Vec::new();
             for chunk in chunks.map_err(reader_error)? {
-                let mut part: Vec<HistoryEvent> = serde_json::from_str(&chunk)
-                    .map_err(|e| StoreError::Internal(format!("corrupted history row: {e}")))?;
-                events.append(&mut part);
+                events.append(&mut durable_store::decode_history_row(&chunk)?);
             }
             Ok(events)
         })
