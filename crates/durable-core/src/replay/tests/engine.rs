@@ -471,6 +471,7 @@ fn history_limit_fails_the_instance() {
         t(1),
         PlanLimits {
             max_history_events: 50,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -484,6 +485,77 @@ fn history_limit_fails_the_instance() {
             .error_message
             .contains("limit of 50 events")
     );
+}
+
+#[test]
+fn pending_tasks_limit_fails_the_instance() {
+    let mut reg = Registry::new();
+    reg.add_orchestration("FanOut", fan_out);
+    let sim = Sim::start(reg, "FanOut", Some("100"), square());
+    let item = OrchestrationItem {
+        lease: Lease {
+            instance_id: "inst-1".into(),
+            epoch: 1,
+        },
+        instance: sim.instance.clone(),
+        history_len: 0,
+        messages: sim.inbox.clone(),
+    };
+    let prepared = prepare_turn(&item, t(1));
+    let handler = sim.registry.orchestration("FanOut").unwrap().clone();
+    let mut r = Replayer::new(handler, "inst-1", &sim.instance.execution_id, "FanOut");
+    let out = r.run_turn(&prepared.new_events);
+    assert_eq!(
+        out.open_tasks,
+        Some(100),
+        "the fan-out's activities are pending"
+    );
+    let limits = |max_pending_tasks| PlanLimits {
+        max_pending_tasks,
+        ..Default::default()
+    };
+    let fits = plan_turn(&item, &prepared, out.clone(), t(1), limits(100)).unwrap();
+    assert_eq!(fits.activities.len(), 100);
+    let commit = plan_turn(&item, &prepared, out, t(1), limits(99)).unwrap();
+    assert_eq!(commit.instance.status, OrchestrationStatus::Failed);
+    assert!(commit.activities.is_empty());
+    let failure = commit.instance.failure.unwrap();
+    assert_eq!(failure.error_type, "PendingTasksLimitExceeded");
+    assert!(
+        failure.error_message.contains("max_pending_tasks"),
+        "{}",
+        failure.error_message
+    );
+    assert!(
+        failure.error_message.contains("continue_as_new"),
+        "{}",
+        failure.error_message
+    );
+}
+
+#[test]
+fn pending_tasks_are_counted_from_history() {
+    use crate::turn::pending_tasks;
+    let scheduled = |id| HistoryEvent {
+        event_id: id,
+        timestamp: t(1),
+        kind: EventKind::TaskScheduled {
+            name: "F".into(),
+            version: None,
+            input: None,
+            parent_trace_context: None,
+            tags: Default::default(),
+        },
+    };
+    let done = HistoryEvent::unnumbered(
+        t(2),
+        EventKind::TaskCompleted {
+            task_scheduled_id: 1,
+            result: None,
+        },
+    );
+    assert_eq!(pending_tasks(&[scheduled(1), scheduled(2)]), 2);
+    assert_eq!(pending_tasks(&[scheduled(1), scheduled(2), done]), 1);
 }
 
 #[test]
