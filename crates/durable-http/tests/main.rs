@@ -4,6 +4,7 @@
 mod auth;
 mod errors;
 mod flows;
+mod hostile;
 mod list;
 mod manage;
 mod monitoring;

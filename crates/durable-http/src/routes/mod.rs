@@ -1,6 +1,6 @@
 //! The route table and the state the handlers share.
 
-mod filters;
+pub(crate) mod filters;
 pub(crate) mod instances;
 pub(crate) mod manage;
 pub(crate) mod purge;
@@ -53,11 +53,12 @@ pub(crate) fn api(state: AppState) -> Router {
         .route("/orchestrators/{name}", post(start::start_short))
         .route(
             "/orchestrators/{name}/{instanceId}",
-            post(start::start_short),
+            post(start::start_short_with_id),
         )
         .route(
             &format!("{SHORT_STATUS_PATH}/{{instanceId}}"),
             get(instances::status_short),
         )
+        .route_layer(axum::middleware::from_fn(crate::extract::check_path_limits))
         .with_state(state)
 }
