@@ -26,7 +26,9 @@
 //! See `docs/grpc.md` for what is supported, the status codes and the limits. Durable entities
 //! are not supported yet: their RPCs answer UNIMPLEMENTED.
 
+mod codec;
 mod convert;
+pub mod decode;
 mod error;
 mod hub;
 mod instances;

@@ -3,6 +3,7 @@
 mod bad_input;
 mod descriptor;
 mod examples;
+mod hostile;
 mod interop;
 mod streams;
 mod support;
