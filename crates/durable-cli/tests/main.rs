@@ -8,5 +8,6 @@ mod cluster;
 mod dashboard;
 mod metrics;
 mod scale_out;
+mod schemathesis;
 mod serve;
 mod support;
