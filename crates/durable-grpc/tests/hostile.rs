@@ -199,7 +199,6 @@ fn rows() -> Vec<Row> {
             CreateInstanceRequest {
                 orchestration_id_reuse_policy: Some(OrchestrationIdReusePolicy {
                     replaceable_status: vec![99],
-                    ..Default::default()
                 }),
                 ..start("s6", "fake_orch", None)
             }

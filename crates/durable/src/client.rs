@@ -345,7 +345,7 @@ impl Client {
         name: &str,
         data: Option<String>,
     ) -> ClientResult<()> {
-        check_name("event", &name).map_err(ClientError::InvalidInput)?;
+        check_name("event", name).map_err(ClientError::InvalidInput)?;
         self.check_payload(data.as_deref())?;
         let kind = EventKind::EventRaised {
             name: name.to_string(),
@@ -483,7 +483,7 @@ impl Client {
         input: Option<String>,
         at: Option<DateTime<Utc>>,
     ) -> ClientResult<()> {
-        check_name("operation", &operation).map_err(ClientError::InvalidInput)?;
+        check_name("operation", operation).map_err(ClientError::InvalidInput)?;
         let id = entity.to_string();
         validate_instance_id(&id).map_err(ClientError::InvalidInstanceId)?;
         self.check_payload(input.as_deref())?;
