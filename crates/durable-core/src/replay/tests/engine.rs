@@ -446,8 +446,8 @@ fn sub_orchestration_and_send_event_plan_messages() {
     sim.inbox.clear();
 }
 
-#[test]
-fn history_limit_fails_the_instance() {
+/// The first turn of a fan-out of 100: the claimed item, its prepared events and the output.
+fn fan_out_first_turn() -> (OrchestrationItem, crate::turn::PreparedTurn, TurnOutput) {
     let mut reg = Registry::new();
     reg.add_orchestration("FanOut", fan_out);
     let sim = Sim::start(reg, "FanOut", Some("100"), square());
@@ -464,6 +464,12 @@ fn history_limit_fails_the_instance() {
     let handler = sim.registry.orchestration("FanOut").unwrap().clone();
     let mut r = Replayer::new(handler, "inst-1", &sim.instance.execution_id, "FanOut");
     let out = r.run_turn(&prepared.new_events);
+    (item, prepared, out)
+}
+
+#[test]
+fn history_limit_fails_the_instance() {
+    let (item, prepared, out) = fan_out_first_turn();
     let commit = plan_turn(
         &item,
         &prepared,
@@ -489,22 +495,7 @@ fn history_limit_fails_the_instance() {
 
 #[test]
 fn pending_tasks_limit_fails_the_instance() {
-    let mut reg = Registry::new();
-    reg.add_orchestration("FanOut", fan_out);
-    let sim = Sim::start(reg, "FanOut", Some("100"), square());
-    let item = OrchestrationItem {
-        lease: Lease {
-            instance_id: "inst-1".into(),
-            epoch: 1,
-        },
-        instance: sim.instance.clone(),
-        history_len: 0,
-        messages: sim.inbox.clone(),
-    };
-    let prepared = prepare_turn(&item, t(1));
-    let handler = sim.registry.orchestration("FanOut").unwrap().clone();
-    let mut r = Replayer::new(handler, "inst-1", &sim.instance.execution_id, "FanOut");
-    let out = r.run_turn(&prepared.new_events);
+    let (item, prepared, out) = fan_out_first_turn();
     assert_eq!(
         out.open_tasks,
         Some(100),
