@@ -948,3 +948,69 @@ fn every_rpc_has_rows() {
         "rows for RPCs the descriptor lacks: {unknown:?}"
     );
 }
+
+/// The pending-tasks limit for remote workers: a response that would leave more than
+/// `DEFAULT_MAX_PENDING_TASKS` tasks pending fails the instance with an error naming the limit,
+/// counting the tasks already pending in history (the second turn) as well as the new ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_pending_tasks_fail_the_instance() {
+    use crate::support::fake_worker::{next_turn, open, response, schedule_action, start};
+    use durable::core::limits::DEFAULT_MAX_PENDING_TASKS;
+
+    let server = TestServer::start(SidecarOptions::default()).await;
+    let mut api = server.client().await;
+    // Orchestrations only: the scheduled activities stay queued, hence pending.
+    let filters = WorkItemFilters {
+        orchestrations: vec![OrchestrationFilter {
+            name: "fake_orch".into(),
+            versions: vec![],
+        }],
+        activities: vec![ActivityFilter {
+            name: "nobody_runs_this".into(),
+            versions: vec![],
+        }],
+        entities: vec![],
+    };
+    let mut stream = open(&mut api, Some(filters)).await;
+    start(&mut api, "fake_orch", "many").await;
+    let first = DEFAULT_MAX_PENDING_TASKS as i32 / 2;
+    let (_, token) = next_turn(&mut stream).await;
+    let actions = (1..=first)
+        .map(|id| schedule_action(id, "py_slow"))
+        .collect();
+    api.complete_orchestrator_task(response("many", &token, actions))
+        .await
+        .unwrap();
+    let client = server.durable_client();
+    let state = client.status("many").await.unwrap().unwrap();
+    assert_eq!(
+        state.status,
+        durable::RuntimeStatus::Running,
+        "half the limit fits"
+    );
+
+    // A second turn adds one more than the rest of the limit.
+    api.raise_event(raise("many", "more", None)).await.unwrap();
+    let (request, token) = next_turn(&mut stream).await;
+    assert_eq!(request.past_events.len() as i32, first + 2);
+    let rest = DEFAULT_MAX_PENDING_TASKS as i32 - first + 1;
+    let actions = (first + 1..=first + rest)
+        .map(|id| schedule_action(id, "py_slow"))
+        .collect();
+    api.complete_orchestrator_task(response("many", &token, actions))
+        .await
+        .unwrap();
+    let state = client.status("many").await.unwrap().unwrap();
+    assert_eq!(state.status, durable::RuntimeStatus::Failed);
+    let failure = state.failure.expect("failure details");
+    assert_eq!(failure.error_type, "PendingTasksLimitExceeded");
+    assert!(
+        failure.error_message.contains("max_pending_tasks")
+            && failure
+                .error_message
+                .contains(&format!("{}", DEFAULT_MAX_PENDING_TASKS + 1)),
+        "{}",
+        failure.error_message
+    );
+    server.stop().await;
+}
