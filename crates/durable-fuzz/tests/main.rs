@@ -8,7 +8,7 @@ use std::time::Instant;
 use durable_fuzz::{Rng, TARGETS, mutate};
 
 /// Mutations per target; `DURABLE_FUZZ_MUTATIONS` raises it for a longer local run.
-const MUTATIONS: usize = 50_000;
+const MUTATIONS: usize = 200_000;
 
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
