@@ -9,6 +9,7 @@ mod dashboard;
 mod metrics;
 mod poison;
 mod scale_out;
+mod schemathesis;
 mod serve;
 mod support;
 mod torture;

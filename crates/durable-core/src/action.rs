@@ -92,6 +92,17 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
+    /// Whether the action starts a task that stays pending until a result or firing arrives
+    /// (an activity, a timer, a sub-orchestration): what the pending-tasks limit counts.
+    pub fn is_task(&self) -> bool {
+        matches!(
+            self,
+            ActionKind::ScheduleTask { .. }
+                | ActionKind::CreateTimer { .. }
+                | ActionKind::CreateSubOrchestration { .. }
+        )
+    }
+
     /// A short description used in non-determinism errors, e.g. `activity 'F1'`.
     pub fn describe(&self) -> String {
         match self {
@@ -153,6 +164,10 @@ pub struct TurnOutput {
     /// Not part of the protocol; gRPC workers leave it empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cancelled_timers: Vec<i32>,
+    /// Tasks the execution has pending after this turn (its new ones included), when the
+    /// producer knows; the planner fails the instance past the pending-tasks limit.
+    #[serde(skip)]
+    pub open_tasks: Option<usize>,
 }
 
 impl TurnOutput {
@@ -178,6 +193,7 @@ impl TurnOutput {
             }],
             custom_status: None,
             cancelled_timers: Vec::new(),
+            open_tasks: None,
         }
     }
 

@@ -26,6 +26,17 @@ pub const DEFAULT_MAX_DELIVERIES: u32 = 10;
 /// Continue-as-new generations one worker runs back to back before yielding the instance.
 pub const MAX_CONTINUE_AS_NEW_PER_CLAIM: u32 = 20;
 
+/// Checks a name (`what`: orchestration, event, operation): 1 to [`MAX_NAME_BYTES`] bytes.
+pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "{what} name must be 1 to {MAX_NAME_BYTES} bytes (MAX_NAME_BYTES), not {}",
+            name.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Checks that `text` is JSON no deeper than [`MAX_JSON_DEPTH`]. Returns a readable reason.
 pub fn check_json(text: &str) -> Result<(), String> {
     let mut depth = 0usize;
@@ -74,5 +85,17 @@ mod tests {
         // brackets inside strings do not count
         let s = format!("\"{}\"", "[".repeat(100));
         assert!(check_json(&s).is_ok());
+    }
+
+    #[test]
+    fn names_are_bounded() {
+        assert!(check_name("event", "Go").is_ok());
+        assert!(check_name("event", "").is_err());
+        let long = "n".repeat(MAX_NAME_BYTES + 1);
+        let err = check_name("orchestration", &long).unwrap_err();
+        assert!(
+            err.contains("MAX_NAME_BYTES") && err.contains("257"),
+            "{err}"
+        );
     }
 }

@@ -97,12 +97,14 @@ pub enum PlanError {
 #[derive(Clone, Copy, Debug)]
 pub struct PlanLimits {
     pub max_history_events: usize,
+    pub max_pending_tasks: usize,
 }
 
 impl Default for PlanLimits {
     fn default() -> Self {
         PlanLimits {
             max_history_events: crate::limits::DEFAULT_MAX_HISTORY_EVENTS,
+            max_pending_tasks: crate::limits::DEFAULT_MAX_PENDING_TASKS,
         }
     }
 }
@@ -117,6 +119,7 @@ pub fn plan_turn(
 ) -> Result<TurnCommit, PlanError> {
     validate(&output)?;
     let output = enforce_history_limit(item, prepared, output, limits);
+    let output = enforce_pending_limit(output, limits);
     let inst = &item.instance;
     let mut plan = Planner {
         inst,
@@ -256,19 +259,60 @@ fn enforce_history_limit(
     if (item.history_len as usize) + growth <= limits.max_history_events {
         return output;
     }
-    let details = FailureDetails::new(
-        "HistoryLimitExceeded",
-        format!(
-            "the history of this execution would exceed the limit of {} events; use continue_as_new to start a fresh history in long-running loops",
-            limits.max_history_events
-        ),
-    )
-    .non_retriable();
+    let message = format!(
+        "the history of this execution would exceed the limit of {} events (max_history_events); use continue_as_new to start a fresh history in long-running loops",
+        limits.max_history_events
+    );
+    failed(output, "HistoryLimitExceeded", message)
+}
+
+/// Replaces the output with a failure when the execution would have more tasks pending than
+/// its limit (only producers that count them say so in `open_tasks`).
+fn enforce_pending_limit(output: TurnOutput, limits: PlanLimits) -> TurnOutput {
+    let ends = output
+        .actions
+        .iter()
+        .any(|a| matches!(a.kind, ActionKind::CompleteOrchestration { .. }));
+    match output.open_tasks {
+        Some(open) if open > limits.max_pending_tasks && !ends => {
+            let message = format!(
+                "this execution would have {open} tasks pending, over the limit of {} (max_pending_tasks); await tasks in smaller batches, or use continue_as_new or sub-orchestrations to split the work",
+                limits.max_pending_tasks
+            );
+            failed(output, "PendingTasksLimitExceeded", message)
+        }
+        _ => output,
+    }
+}
+
+fn failed(output: TurnOutput, error_type: &str, message: String) -> TurnOutput {
+    let details = FailureDetails::new(error_type, message).non_retriable();
     let id = output.actions.first().map_or(1, |a| a.id);
     TurnOutput {
         custom_status: output.custom_status,
         ..TurnOutput::ending(id, OrchestrationStatus::Failed, None, Some(details))
     }
+}
+
+/// Tasks (activities, timers, sub-orchestrations) scheduled in `history` and not yet resolved:
+/// for producers that do not track them as the replay engine does (remote workers).
+pub fn pending_tasks<'a>(history: impl IntoIterator<Item = &'a HistoryEvent>) -> usize {
+    let mut open = HashSet::new();
+    for event in history {
+        match &event.kind {
+            EventKind::TaskScheduled { .. }
+            | EventKind::TimerCreated { .. }
+            | EventKind::SubOrchestrationInstanceCreated { .. } => {
+                open.insert(event.event_id);
+            }
+            kind => {
+                if let Some(id) = kind.completes_task() {
+                    open.remove(&id);
+                }
+            }
+        }
+    }
+    open.len()
 }
 
 /// Status after delivering `events`, before any completion.

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
+use durable::core::ErrorCode;
 use durable::core::ids::new_instance_id;
+use durable::core::limits::MAX_INSTANCE_ID_BYTES;
 use durable::{ClientError, IfExists, StartRequest};
 use serde_json::value::RawValue;
 
@@ -15,6 +17,20 @@ use crate::proto;
 
 /// How long a wait RPC without a gRPC deadline blocks before answering DEADLINE_EXCEEDED.
 const WAIT_WITHOUT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// An id over the limit names no instance: refused before the store is asked, as at a start.
+pub(crate) fn check_id(id: &str) -> RpcResult<()> {
+    if id.len() > MAX_INSTANCE_ID_BYTES {
+        return Err(RpcError::Engine(
+            ErrorCode::InvalidInstanceId,
+            format!(
+                "instance id is {} bytes; the limit is {MAX_INSTANCE_ID_BYTES} (MAX_INSTANCE_ID_BYTES)",
+                id.len()
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// The SDKs send absent payloads as unset, but treat `""` as "none" too.
 pub(crate) fn payload(value: Option<String>) -> Option<String> {
@@ -49,6 +65,7 @@ pub(crate) async fn get(
     hub: &Hub,
     r: proto::GetInstanceRequest,
 ) -> RpcResult<proto::GetInstanceResponse> {
+    check_id(&r.instance_id)?;
     let state = hub.store.get_instance(&r.instance_id).await?;
     Ok(found(state, r.get_inputs_and_outputs))
 }
@@ -74,6 +91,7 @@ pub(crate) async fn wait(
     until: Until,
     deadline: Option<Duration>,
 ) -> RpcResult<proto::GetInstanceResponse> {
+    check_id(&r.instance_id)?;
     let timeout = deadline.unwrap_or(WAIT_WITHOUT_DEADLINE);
     let id = &r.instance_id;
     let waited = async {
@@ -95,6 +113,7 @@ pub(crate) async fn wait(
 }
 
 pub(crate) async fn raise(hub: &Hub, r: proto::RaiseEventRequest) -> RpcResult<()> {
+    check_id(&r.instance_id)?;
     match hub
         .client
         .raise_event_json(&r.instance_id, &r.name, payload(r.input))
@@ -107,6 +126,7 @@ pub(crate) async fn raise(hub: &Hub, r: proto::RaiseEventRequest) -> RpcResult<(
 }
 
 pub(crate) async fn terminate(hub: &Hub, r: proto::TerminateRequest) -> RpcResult<()> {
+    check_id(&r.instance_id)?;
     // The output is JSON text already; RawValue keeps it byte for byte.
     let output = payload(r.output)
         .map(RawValue::from_string)
@@ -124,6 +144,7 @@ pub(crate) async fn terminate(hub: &Hub, r: proto::TerminateRequest) -> RpcResul
 }
 
 pub(crate) async fn suspend(hub: &Hub, r: proto::SuspendRequest) -> RpcResult<()> {
+    check_id(&r.instance_id)?;
     Ok(hub
         .client
         .suspend(&r.instance_id, r.reason.as_deref())
@@ -133,6 +154,7 @@ pub(crate) async fn suspend(hub: &Hub, r: proto::SuspendRequest) -> RpcResult<()
 /// Resuming an instance that is not suspended must not reach a Python worker (it would fail the
 /// orchestration); the dispatcher drops such a resume, and a finished instance is left alone.
 pub(crate) async fn resume(hub: &Hub, r: proto::ResumeRequest) -> RpcResult<()> {
+    check_id(&r.instance_id)?;
     let state = hub
         .store
         .get_instance(&r.instance_id)
@@ -151,6 +173,7 @@ pub(crate) async fn restart(
     hub: &Hub,
     r: proto::RestartInstanceRequest,
 ) -> RpcResult<proto::RestartInstanceResponse> {
+    check_id(&r.instance_id)?;
     let instance_id = hub
         .client
         .restart(&r.instance_id, r.restart_with_new_instance_id)
@@ -160,6 +183,7 @@ pub(crate) async fn restart(
 
 /// Unknown: NOT_FOUND; not failed: FAILED_PRECONDITION (the store checks both atomically).
 pub(crate) async fn rewind(hub: &Hub, r: proto::RewindInstanceRequest) -> RpcResult<()> {
+    check_id(&r.instance_id)?;
     Ok(hub
         .client
         .rewind(&r.instance_id, r.reason.as_deref())

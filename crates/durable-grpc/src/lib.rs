@@ -26,7 +26,9 @@
 //! See `docs/grpc.md` for what is supported, the status codes and the limits, and
 //! `docs/entities.md` for durable entities written with the SDKs.
 
+mod codec;
 mod convert;
+pub mod decode;
 mod entities;
 mod error;
 mod hub;

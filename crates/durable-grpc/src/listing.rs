@@ -181,6 +181,7 @@ pub(crate) async fn history(
     hub: &Hub,
     r: proto::StreamInstanceHistoryRequest,
 ) -> RpcResult<Vec<proto::HistoryChunk>> {
+    crate::instances::check_id(&r.instance_id)?;
     let state = hub
         .store
         .get_instance(&r.instance_id)

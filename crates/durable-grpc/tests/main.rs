@@ -4,6 +4,7 @@ mod bad_input;
 mod descriptor;
 mod entities;
 mod examples;
+mod hostile;
 mod interop;
 mod streams;
 mod support;

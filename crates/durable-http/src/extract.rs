@@ -1,9 +1,13 @@
 //! Extractors whose every rejection is an [`ApiError`] (axum's own answer in plain text).
 
 use axum::body::Body;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, RawPathParams, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use durable::core::limits::{MAX_INSTANCE_ID_BYTES, check_name};
 use futures::StreamExt;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
@@ -39,10 +43,15 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        Query::<T>::try_from_uri(&parts.uri)
-            .map(|Query(value)| ApiQuery(value))
-            .map_err(|e| ApiError::InvalidInput(e.body_text()))
+        decode_query(&parts.uri).map(ApiQuery)
     }
+}
+
+/// The query string of `uri` decoded as `T`.
+pub(crate) fn decode_query<T: DeserializeOwned>(uri: &Uri) -> Result<T, ApiError> {
+    Query::<T>::try_from_uri(uri)
+        .map(|Query(value)| value)
+        .map_err(|e| ApiError::InvalidInput(e.body_text()))
 }
 
 /// A request body read as JSON text; `None` for an empty body or `null`.
@@ -121,7 +130,7 @@ async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
     Ok(bytes)
 }
 
-fn parse(bytes: &[u8]) -> Result<Option<String>, ApiError> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<Option<String>, ApiError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| ApiError::MalformedJson("the body is not UTF-8".into()))?
         .trim();
@@ -130,6 +139,39 @@ fn parse(bytes: &[u8]) -> Result<Option<String>, ApiError> {
     }
     serde_json::from_str::<IgnoredAny>(text).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     Ok((text != "null").then(|| text.to_string()))
+}
+
+/// Refuses path parameters over the engine's limits before any handler runs (and before the
+/// store is asked): an instance id over [`MAX_INSTANCE_ID_BYTES`] is `invalid_instance_id`, a
+/// name over the name limit `invalid_input`. Parameters that do not decode are left to the
+/// handler's own extractor, which names the problem.
+pub(crate) async fn check_path_limits(
+    params: Result<RawPathParams, RawPathParamsRejection>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Ok(params) = params {
+        for (key, value) in &params {
+            let refused = match key {
+                "instanceId" if value.len() > MAX_INSTANCE_ID_BYTES => {
+                    Some(ApiError::InvalidInstanceId(format!(
+                        "instance id is {} bytes; the limit is {MAX_INSTANCE_ID_BYTES} \
+                         (MAX_INSTANCE_ID_BYTES)",
+                        value.len()
+                    )))
+                }
+                "name" => check_name("orchestration", value)
+                    .err()
+                    .map(ApiError::InvalidInput),
+                "eventName" => check_name("event", value).err().map(ApiError::InvalidInput),
+                _ => None,
+            };
+            if let Some(e) = refused {
+                return e.into_response();
+            }
+        }
+    }
+    next.run(request).await
 }
 
 /// The W3C `traceparent` (and `tracestate`) of the request, when valid: an orchestration started

@@ -38,6 +38,7 @@
 
 mod auth;
 mod check_status;
+pub mod decode;
 mod error;
 mod extract;
 pub mod metrics;

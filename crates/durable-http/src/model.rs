@@ -23,12 +23,13 @@ pub struct InstanceStatus {
     pub runtime_status: RuntimeStatus,
     /// Present unless `showInput=false`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object, nullable)]
+    /// Any JSON value (a string, a number, an object, ...).
+    #[schema(value_type = Value)]
     pub input: Option<Box<RawValue>>,
-    #[schema(value_type = Object, nullable)]
+    #[schema(value_type = Value)]
     pub custom_status: Box<RawValue>,
     /// The result; for a Failed instance the failure message (details in `failureDetails`).
-    #[schema(value_type = Object, nullable)]
+    #[schema(value_type = Value)]
     pub output: Box<RawValue>,
     pub created_time: DateTime<Utc>,
     pub last_updated_time: DateTime<Utc>,

@@ -26,6 +26,7 @@ use crate::scale::ScaleSignal;
         start::start,
         start::start_with_id,
         start::start_short,
+        start::start_short_with_id,
         instances::status,
         instances::status_short,
         instances::list,
@@ -46,6 +47,7 @@ use crate::scale::ScaleSignal;
         metrics::prometheus,
         stats::stats,
         health,
+        openapi_json,
     ),
     components(schemas(
         CheckStatus,
@@ -68,6 +70,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
+/// This document. Open even when an API key is configured.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "service",
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object))
+)]
 pub(crate) async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(openapi())
 }

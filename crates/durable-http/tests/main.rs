@@ -5,6 +5,7 @@ mod auth;
 mod entities;
 mod errors;
 mod flows;
+mod hostile;
 mod list;
 mod manage;
 mod monitoring;

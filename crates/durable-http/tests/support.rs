@@ -31,6 +31,16 @@ impl Server {
     }
 
     pub async fn with(options: ApiOptions) -> Server {
+        Server::build(options, false).await
+    }
+
+    /// With `/metrics` and the scale signal merged in behind the same key, as `durable serve`
+    /// mounts them.
+    pub async fn with_monitoring(options: ApiOptions) -> Server {
+        Server::build(options, true).await
+    }
+
+    async fn build(options: ApiOptions, monitoring: bool) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("durable.db").display());
         let store = durable::open_store(&url).unwrap();
@@ -43,7 +53,16 @@ impl Server {
             })
             .start();
         let client = worker.client();
-        let app = durable_http::router(client.clone(), Arc::new(registry), options);
+        let key = options.api_key.clone();
+        let mut app = durable_http::router(client.clone(), Arc::new(registry), options);
+        if monitoring {
+            let scale = durable_http::metrics::ScaleOptions::default();
+            app = app.merge(
+                durable_http::metrics::router(client.clone(), scale)
+                    .method_not_allowed_fallback(durable_http::method_not_allowed)
+                    .layer(durable_http::require_api_key(key)),
+            );
+        }
         let base = serve(app).await;
         Server {
             base,

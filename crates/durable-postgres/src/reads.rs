@@ -8,7 +8,7 @@ use durable_store::StoreResult;
 
 use crate::PostgresStore;
 use crate::error::db;
-use crate::rows::{from_json, instance, instance_columns, status};
+use crate::rows::{instance, instance_columns, status};
 
 const HISTORY: &str = "SELECT events FROM {hub}.history WHERE instance_id = $1 ORDER BY seq";
 
@@ -21,8 +21,7 @@ pub(crate) async fn read_history(
     let rows = client.query(&statement, &[&id]).await.map_err(db)?;
     let mut events = Vec::new();
     for row in rows {
-        let mut turn: Vec<HistoryEvent> = from_json(row.get(0))?;
-        events.append(&mut turn);
+        events.append(&mut durable_store::decode_history_row(row.get(0))?);
     }
     Ok(events)
 }

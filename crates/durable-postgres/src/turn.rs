@@ -159,7 +159,7 @@ pub(crate) async fn commit_turn(
         HistoryWrite::Replace { events, .. } => (None, true, events, 0),
     };
     let history_len = seq + events.len() as i32;
-    let history = (!events.is_empty()).then(|| to_json(events));
+    let history = (!events.is_empty()).then(|| durable_store::encode_history_row(events));
     let status = u.status.as_str();
     let failure = opt_json(&u.failure);
     let activities = ActivityColumns::new(&commit.activities);

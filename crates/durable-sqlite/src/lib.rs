@@ -369,7 +369,7 @@ fn take_history(op: &mut Op) -> Option<TurnHistory> {
         instance_id: commit.lease.instance_id.clone(),
         replace,
         events: (!events.is_empty())
-            .then(|| serde_json::to_string(&events).expect("events serialize")),
+            .then(|| durable_store::encode_history_row(&events)),
     })
 }
 
@@ -463,9 +463,7 @@ impl Store for SqliteStore {
             pool.lock().push(conn);
             let mut events = Vec::new();
             for chunk in chunks.map_err(reader_error)? {
-                let mut part: Vec<HistoryEvent> = serde_json::from_str(&chunk)
-                    .map_err(|e| StoreError::Internal(format!("corrupted history row: {e}")))?;
-                events.append(&mut part);
+                events.append(&mut durable_store::decode_history_row(&chunk)?);
             }
             Ok(events)
         })

@@ -10,6 +10,7 @@ mod faulty;
 pub mod machine;
 mod memory;
 mod notify;
+mod rows;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -29,6 +30,7 @@ pub use error::StoreError;
 pub use faulty::{FaultCounts, Faults, FaultyStore};
 pub use memory::{MemoryStore, notify};
 pub use notify::{Notifier, WorkListener};
+pub use rows::{decode_history_row, encode_history_row};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 

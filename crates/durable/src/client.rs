@@ -10,7 +10,7 @@ use durable_core::ids::{new_instance_id, validate_instance_id};
 use durable_core::instance::{
     IfExists, InstanceQuery, InstanceState, NewInstance, Page, PurgeFilter,
 };
-use durable_core::limits::{DEFAULT_MAX_PAYLOAD_BYTES, MAX_NAME_BYTES, check_json};
+use durable_core::limits::{DEFAULT_MAX_PAYLOAD_BYTES, check_json, check_name};
 use durable_core::registry::Orchestration;
 use durable_core::status::RuntimeStatus;
 use durable_core::work::{NewMessage, SendOutcome};
@@ -227,11 +227,7 @@ impl Client {
 
     /// Starts an orchestration as `request` describes.
     pub async fn start_with(&self, request: StartRequest) -> ClientResult<String> {
-        if request.name.is_empty() || request.name.len() > MAX_NAME_BYTES {
-            return Err(ClientError::InvalidInput(format!(
-                "orchestration name must be 1 to {MAX_NAME_BYTES} bytes"
-            )));
-        }
+        check_name("orchestration", &request.name).map_err(ClientError::InvalidInput)?;
         let instance_id = match request.instance_id {
             Some(id) => {
                 validate_instance_id(&id).map_err(ClientError::InvalidInstanceId)?;
@@ -349,11 +345,7 @@ impl Client {
         name: &str,
         data: Option<String>,
     ) -> ClientResult<()> {
-        if name.is_empty() || name.len() > MAX_NAME_BYTES {
-            return Err(ClientError::InvalidInput(format!(
-                "event name must be 1 to {MAX_NAME_BYTES} bytes"
-            )));
-        }
+        check_name("event", name).map_err(ClientError::InvalidInput)?;
         self.check_payload(data.as_deref())?;
         let kind = EventKind::EventRaised {
             name: name.to_string(),
@@ -491,11 +483,7 @@ impl Client {
         input: Option<String>,
         at: Option<DateTime<Utc>>,
     ) -> ClientResult<()> {
-        if operation.is_empty() || operation.len() > MAX_NAME_BYTES {
-            return Err(ClientError::InvalidInput(format!(
-                "operation name must be 1 to {MAX_NAME_BYTES} bytes"
-            )));
-        }
+        check_name("operation", operation).map_err(ClientError::InvalidInput)?;
         let id = entity.to_string();
         validate_instance_id(&id).map_err(ClientError::InvalidInstanceId)?;
         self.check_payload(input.as_deref())?;

@@ -462,6 +462,7 @@ impl Replayer {
             actions,
             custom_status: s.custom_status.clone(),
             cancelled_timers: std::mem::take(&mut s.cancelled_timers),
+            open_tasks: Some(s.open_tasks.len()),
         }
     }
 }

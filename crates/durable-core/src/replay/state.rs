@@ -1,6 +1,6 @@
 //! The state shared between the replay engine and the orchestration's context and futures.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::task::Waker;
 
 use chrono::{DateTime, Utc};
@@ -63,6 +63,9 @@ pub(crate) struct State {
     pub cancelled_timers: Vec<i32>,
     /// Timer ids, so that dropping a timer future can tell a timer from other tasks.
     pub timers: HashMap<i32, DateTime<Utc>>,
+    /// Activities, timers and sub-orchestrations issued and not resolved (nor cancelled), for
+    /// the pending-tasks limit.
+    pub open_tasks: HashSet<i32>,
     /// The most recent call the code made, for error messages.
     pub last_call: Option<(i32, String)>,
     /// When the execution started, and the trace context it was started in.
@@ -100,6 +103,7 @@ impl State {
             uuid_counter: 0,
             cancelled_timers: Vec::new(),
             timers: HashMap::new(),
+            open_tasks: HashSet::new(),
             last_call: None,
             started: None,
             entity_requests: HashMap::new(),
@@ -114,6 +118,9 @@ impl State {
         if let ActionKind::CreateTimer { fire_at } = &kind {
             self.timers.insert(id, *fire_at);
         }
+        if kind.is_task() {
+            self.open_tasks.insert(id);
+        }
         self.last_call = Some((id, kind.describe()));
         self.issued.insert(id, kind);
         self.slots.insert(id, Slot::default());
@@ -123,6 +130,7 @@ impl State {
     /// Delivers a task outcome; returns false if no task with that id exists.
     pub fn resolve(&mut self, id: i32, outcome: Outcome) -> bool {
         self.timers.remove(&id);
+        self.open_tasks.remove(&id);
         match self.slots.get_mut(&id) {
             Some(slot) if slot.abandoned => {
                 self.slots.remove(&id);
@@ -221,6 +229,7 @@ impl State {
         slot.abandoned = true;
         slot.waker = None;
         if self.timers.remove(&id).is_some() {
+            self.open_tasks.remove(&id);
             self.cancelled_timers.push(id);
         }
     }

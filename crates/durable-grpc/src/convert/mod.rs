@@ -20,7 +20,7 @@ use crate::proto;
 
 pub(crate) use actions::turn_actions;
 pub(crate) use entities::{entity_metadata, entity_outcome};
-pub(crate) use events::{event_to_proto, events_from_proto};
+pub(crate) use events::{event_from_proto, event_to_proto, events_from_proto};
 pub(crate) use state::{instance_state, status_filter};
 
 pub(crate) fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {

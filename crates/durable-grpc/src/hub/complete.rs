@@ -69,10 +69,12 @@ pub(crate) async fn complete_turn(hub: &Arc<Hub>, r: proto::OrchestratorResponse
         }
     }
     let children = keep_execution_on_rewind(&turn, &mut actions);
+    let new_tasks = actions.iter().filter(|a| a.kind.is_task()).count();
     let output = TurnOutput {
         actions,
         custom_status: r.custom_status,
         cancelled_timers: Vec::new(),
+        open_tasks: Some(turn.pending_tasks + new_tasks),
     };
     let now = Utc::now();
     let commit = match plan_turn(&turn.item, &turn.prepared, output, now, Default::default()) {

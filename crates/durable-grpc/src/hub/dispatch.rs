@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use durable::core::entity::EntityId;
 use durable::core::event::{EventKind, HistoryEvent};
 use durable::core::limits::DEFAULT_MAX_DELIVERIES;
-use durable::core::turn::{PreparedTurn, consume_only, prepare_turn};
+use durable::core::turn::{PreparedTurn, consume_only, pending_tasks, prepare_turn};
 use durable::core::work::{ActivityItem, OrchestrationItem};
 use durable::{FailureDetails, RuntimeStatus};
 use prost::Message;
@@ -105,6 +105,7 @@ fn dispatch_turn(hub: &Arc<Hub>, item: OrchestrationItem) {
         item,
         prepared,
         partial: Vec::new(),
+        pending_tasks: 0,
     });
     let hub = hub.clone();
     let key = WorkKey::Instance(turn.item.lease.instance_id.clone());
@@ -226,11 +227,12 @@ async fn send(hub: Arc<Hub>, token: String, tx: WorkSender) {
                     return;
                 }
             };
+            hub.set_pending_tasks(&token, pending_tasks(past.iter().chain(&new_events)));
             proto::work_item::Request::OrchestratorRequest(proto::OrchestratorRequest {
                 instance_id,
                 execution_id: Some(execution_id),
                 past_events: past.iter().map(event_to_proto).collect(),
-                new_events,
+                new_events: new_events.iter().map(event_to_proto).collect(),
                 ..Default::default()
             })
         }
@@ -261,7 +263,7 @@ enum Seed {
         instance_id: String,
         execution_id: String,
         history_len: u32,
-        new_events: Vec<proto::HistoryEvent>,
+        new_events: Vec<HistoryEvent>,
     },
     Activity(proto::ActivityRequest),
     Entity(proto::EntityRequest),
@@ -274,7 +276,7 @@ fn request_seed(work: &Work) -> Seed {
             instance_id: t.item.instance.instance_id.clone(),
             execution_id: t.item.instance.execution_id.clone(),
             history_len: t.item.history_len,
-            new_events: t.prepared.new_events.iter().map(event_to_proto).collect(),
+            new_events: t.prepared.new_events.clone(),
         },
         Work::Activity(a) => {
             let a = &a.activity;

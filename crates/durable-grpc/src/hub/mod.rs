@@ -67,6 +67,9 @@ pub(crate) struct Turn {
     pub prepared: PreparedTurn,
     /// Actions of a response sent in chunks (`isPartial`), kept until the last chunk.
     pub partial: Vec<Action>,
+    /// Tasks pending before the worker's actions (counted from the history sent), for the
+    /// pending-tasks limit.
+    pub pending_tasks: usize,
 }
 
 /// One entity batch handed to a remote worker: the claimed entity and its planned batch.
@@ -428,6 +431,13 @@ impl Hub {
         drop(state);
         self.changed.notify_one();
         Some(held.work)
+    }
+
+    /// Records how many tasks a held turn has pending before its response.
+    pub fn set_pending_tasks(&self, token: &str, pending: usize) {
+        if let Some(Work::Turn(turn)) = self.state.lock().held.get_mut(token).map(|h| &mut h.work) {
+            turn.pending_tasks = pending;
+        }
     }
 
     /// Adds the actions of a partial response to a held turn. False if the token is not held.

@@ -133,7 +133,7 @@ pub(crate) fn encode_token(cursor: &str) -> String {
     percent_encode(cursor)
 }
 
-fn decode_token(token: &str) -> Result<String, ApiError> {
+pub(crate) fn decode_token(token: &str) -> Result<String, ApiError> {
     percent_decode(token.trim(), false)
         .filter(|cursor| decode_cursor(cursor).is_some())
         .ok_or_else(|| ApiError::InvalidInput(format!("invalid {CONTINUATION_HEADER}")))

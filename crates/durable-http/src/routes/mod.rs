@@ -1,7 +1,7 @@
 //! The route table and the state the handlers share.
 
 pub(crate) mod entities;
-mod filters;
+pub(crate) mod filters;
 pub(crate) mod instances;
 pub(crate) mod manage;
 pub(crate) mod purge;
@@ -60,11 +60,12 @@ pub(crate) fn api(state: AppState) -> Router {
         .route("/orchestrators/{name}", post(start::start_short))
         .route(
             "/orchestrators/{name}/{instanceId}",
-            post(start::start_short),
+            post(start::start_short_with_id),
         )
         .route(
             &format!("{SHORT_STATUS_PATH}/{{instanceId}}"),
             get(instances::status_short),
         )
+        .route_layer(axum::middleware::from_fn(crate::extract::check_path_limits))
         .with_state(state)
 }

@@ -93,6 +93,28 @@ pub(crate) async fn start_short(
     Ok(check.into_response())
 }
 
+/// The seed's short form with an explicit instance id.
+#[utoipa::path(
+    post,
+    path = "/orchestrators/{name}/{instanceId}",
+    tag = "short forms",
+    params(
+        ("name" = String, Path, description = "Orchestration name"),
+        ("instanceId" = String, Path, description = "Instance id; a finished instance of that id is replaced"),
+    ),
+    request_body(content = Object, description = "The input, any JSON value", content_type = "application/json"),
+    responses((status = 202, description = "Started", body = CheckStatus))
+)]
+pub(crate) async fn start_short_with_id(
+    state: State<AppState>,
+    base: BaseUrl,
+    trace: TraceParent,
+    path: ApiPath<StartPath>,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    start_short(state, base, trace, path, body).await
+}
+
 async fn run(
     state: &AppState,
     base: &BaseUrl,

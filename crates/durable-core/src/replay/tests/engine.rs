@@ -446,8 +446,8 @@ fn sub_orchestration_and_send_event_plan_messages() {
     sim.inbox.clear();
 }
 
-#[test]
-fn history_limit_fails_the_instance() {
+/// The first turn of a fan-out of 100: the claimed item, its prepared events and the output.
+fn fan_out_first_turn() -> (OrchestrationItem, crate::turn::PreparedTurn, TurnOutput) {
     let mut reg = Registry::new();
     reg.add_orchestration("FanOut", fan_out);
     let sim = Sim::start(reg, "FanOut", Some("100"), square());
@@ -464,6 +464,12 @@ fn history_limit_fails_the_instance() {
     let handler = sim.registry.orchestration("FanOut").unwrap().clone();
     let mut r = Replayer::new(handler, "inst-1", &sim.instance.execution_id, "FanOut");
     let out = r.run_turn(&prepared.new_events);
+    (item, prepared, out)
+}
+
+#[test]
+fn history_limit_fails_the_instance() {
+    let (item, prepared, out) = fan_out_first_turn();
     let commit = plan_turn(
         &item,
         &prepared,
@@ -471,6 +477,7 @@ fn history_limit_fails_the_instance() {
         t(1),
         PlanLimits {
             max_history_events: 50,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -484,6 +491,62 @@ fn history_limit_fails_the_instance() {
             .error_message
             .contains("limit of 50 events")
     );
+}
+
+#[test]
+fn pending_tasks_limit_fails_the_instance() {
+    let (item, prepared, out) = fan_out_first_turn();
+    assert_eq!(
+        out.open_tasks,
+        Some(100),
+        "the fan-out's activities are pending"
+    );
+    let limits = |max_pending_tasks| PlanLimits {
+        max_pending_tasks,
+        ..Default::default()
+    };
+    let fits = plan_turn(&item, &prepared, out.clone(), t(1), limits(100)).unwrap();
+    assert_eq!(fits.activities.len(), 100);
+    let commit = plan_turn(&item, &prepared, out, t(1), limits(99)).unwrap();
+    assert_eq!(commit.instance.status, OrchestrationStatus::Failed);
+    assert!(commit.activities.is_empty());
+    let failure = commit.instance.failure.unwrap();
+    assert_eq!(failure.error_type, "PendingTasksLimitExceeded");
+    assert!(
+        failure.error_message.contains("max_pending_tasks"),
+        "{}",
+        failure.error_message
+    );
+    assert!(
+        failure.error_message.contains("continue_as_new"),
+        "{}",
+        failure.error_message
+    );
+}
+
+#[test]
+fn pending_tasks_are_counted_from_history() {
+    use crate::turn::pending_tasks;
+    let scheduled = |id| HistoryEvent {
+        event_id: id,
+        timestamp: t(1),
+        kind: EventKind::TaskScheduled {
+            name: "F".into(),
+            version: None,
+            input: None,
+            parent_trace_context: None,
+            tags: Default::default(),
+        },
+    };
+    let done = HistoryEvent::unnumbered(
+        t(2),
+        EventKind::TaskCompleted {
+            task_scheduled_id: 1,
+            result: None,
+        },
+    );
+    assert_eq!(pending_tasks(&[scheduled(1), scheduled(2)]), 2);
+    assert_eq!(pending_tasks(&[scheduled(1), scheduled(2), done]), 1);
 }
 
 #[test]
