@@ -634,7 +634,7 @@ fn rows() -> Vec<Row> {
                 completion_token: s("0123abcd.o.98")
             }
         ),
-        // No-ops and what is not implemented.
+        // No-ops and what is not supported.
         row!(
             "CreateTaskHub",
             "a no-op",
@@ -649,45 +649,135 @@ fn rows() -> Vec<Row> {
             delete_task_hub,
             DeleteTaskHubRequest::default()
         ),
+        // Entities.
         row!(
             "SignalEntity",
-            "entities",
-            Code::Unimplemented,
+            "no entity id",
+            Code::InvalidArgument,
             signal_entity,
             SignalEntityRequest::default()
         ),
         row!(
+            "SignalEntity",
+            "an id that is not @name@key",
+            Code::InvalidArgument,
+            signal_entity,
+            SignalEntityRequest {
+                instance_id: s("counter"),
+                name: s("add"),
+                ..Default::default()
+            }
+        ),
+        row!(
+            "SignalEntity",
+            "an input that is not JSON",
+            Code::InvalidArgument,
+            signal_entity,
+            SignalEntityRequest {
+                instance_id: s("@counter@k"),
+                name: s("add"),
+                input: Some(s("{not json")),
+                ..Default::default()
+            }
+        ),
+        row!(
+            "SignalEntity",
+            "no operation",
+            Code::InvalidArgument,
+            signal_entity,
+            SignalEntityRequest {
+                instance_id: s("@counter@k"),
+                input: Some(s("1")),
+                ..Default::default()
+            }
+        ),
+        row!(
             "GetEntity",
-            "entities",
-            Code::Unimplemented,
+            "no entity id",
+            Code::InvalidArgument,
             get_entity,
             GetEntityRequest::default()
         ),
         row!(
+            "GetEntity",
+            "an empty name",
+            Code::InvalidArgument,
+            get_entity,
+            GetEntityRequest {
+                instance_id: s("@@key"),
+                include_state: true,
+            }
+        ),
+        row!(
+            "GetEntity",
+            "an entity nobody addressed",
+            Code::Ok,
+            get_entity,
+            GetEntityRequest {
+                instance_id: s("@nobody@k"),
+                include_state: true,
+            }
+        ),
+        row!(
             "QueryEntities",
-            "entities",
-            Code::Unimplemented,
+            "no query",
+            Code::InvalidArgument,
             query_entities,
             QueryEntitiesRequest::default()
         ),
         row!(
+            "QueryEntities",
+            "a negative page size",
+            Code::InvalidArgument,
+            query_entities,
+            QueryEntitiesRequest {
+                query: Some(EntityQuery {
+                    page_size: Some(-1),
+                    ..Default::default()
+                })
+            }
+        ),
+        row!(
+            "QueryEntities",
+            "a garbage continuation token",
+            Code::InvalidArgument,
+            query_entities,
+            QueryEntitiesRequest {
+                query: Some(EntityQuery {
+                    continuation_token: Some(s("not-a-token")),
+                    ..Default::default()
+                })
+            }
+        ),
+        row!(
             "CleanEntityStorage",
-            "entities",
-            Code::Unimplemented,
+            "a garbage continuation token",
+            Code::InvalidArgument,
+            clean_entity_storage,
+            CleanEntityStorageRequest {
+                continuation_token: Some(s("garbage")),
+                remove_empty_entities: true,
+                release_orphaned_locks: true,
+            }
+        ),
+        row!(
+            "CleanEntityStorage",
+            "nothing to clean",
+            Code::Ok,
             clean_entity_storage,
             CleanEntityStorageRequest::default()
         ),
         row!(
             "CompleteEntityTask",
-            "entities",
-            Code::Unimplemented,
+            "no completion token",
+            Code::InvalidArgument,
             complete_entity_task,
             EntityBatchResult::default()
         ),
         row!(
             "AbandonTaskEntityWorkItem",
-            "entities",
-            Code::Unimplemented,
+            "no completion token",
+            Code::InvalidArgument,
             abandon_task_entity_work_item,
             AbandonEntityTaskRequest::default()
         ),

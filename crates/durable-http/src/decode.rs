@@ -39,7 +39,7 @@ pub fn query(query: &str) -> Vec<ApiError> {
     note(decode_query::<RestartParams>(&uri).map(drop));
     match decode_query::<Filters>(&uri) {
         Ok(filters) => {
-            note(filters.query(Some(query)).map(drop));
+            note(filters.query(Some(query.to_string())).map(drop));
             note(filters.query(None).map(drop));
             note(filters.purge().map(drop));
         }

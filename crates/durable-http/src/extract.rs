@@ -150,6 +150,11 @@ pub(crate) async fn check_path_limits(
     request: Request,
     next: Next,
 ) -> Response {
+    // Entity names have their own rules and error (`invalid_entity_id`), checked by the handlers.
+    let entity_route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .is_some_and(|p| p.as_str().contains("/entities/"));
     if let Ok(params) = params {
         for (key, value) in &params {
             let refused = match key {
@@ -160,7 +165,7 @@ pub(crate) async fn check_path_limits(
                         value.len()
                     )))
                 }
-                "name" => check_name("orchestration", value)
+                "name" if !entity_route => check_name("orchestration", value)
                     .err()
                     .map(ApiError::InvalidInput),
                 "eventName" => check_name("event", value).err().map(ApiError::InvalidInput),

@@ -99,27 +99,31 @@ fn deep() -> String {
 
 /// The rows every route that reads a JSON body gets.
 fn body_rows(route: &str, rows: &mut Vec<Row>) {
-    rows.extend([
-        row("post", route, "malformed JSON")
+    rows.extend(body_rows_for("post", route));
+}
+
+fn body_rows_for(method: &'static str, route: &str) -> [Row; 6] {
+    [
+        row(method, route, "malformed JSON")
             .json("{")
             .expect(400, "malformed_json"),
-        row("post", route, "not JSON at all")
+        row(method, route, "not JSON at all")
             .json("start")
             .expect(400, "malformed_json"),
-        row("post", route, "not UTF-8")
+        row(method, route, "not UTF-8")
             .json(vec![b'"', 0xff, 0xfe, b'"'])
             .expect(400, "malformed_json"),
-        row("post", route, "JSON nested past MAX_JSON_DEPTH")
+        row(method, route, "JSON nested past MAX_JSON_DEPTH")
             .json(deep())
             .expect(400, "invalid_input"),
-        row("post", route, "body over the payload limit")
+        row(method, route, "body over the payload limit")
             .json(oversized())
             .expect(413, "payload_too_large"),
-        row("post", route, "a content type that cannot carry JSON")
+        row(method, route, "a content type that cannot carry JSON")
             .header("content-type", "application/xml")
             .body("<a/>")
             .expect(415, "unsupported_media_type"),
-    ]);
+    ]
 }
 
 /// The rows every `{instanceId}` route gets.
@@ -314,6 +318,62 @@ fn rows() -> Vec<Row> {
             .query("restartWithNewInstanceId=2")
             .expect(400, "invalid_input"),
     ]);
+
+    // Entities (the samples register `counter`).
+    let entities = "{hub}/entities";
+    let by_name = "{hub}/entities/{name}";
+    let one = "{hub}/entities/{name}/{key}";
+    let counter = |rest: &str| format!("{HUB}/entities/counter{rest}");
+    let over_key = long(MAX_INSTANCE_ID_BYTES + 1);
+    rows.extend([
+        row("get", entities, "a negative page size")
+            .path(format!("{HUB}/entities"))
+            .query("top=-1")
+            .expect(400, "invalid_input"),
+        row("get", entities, "a time that is not one")
+            .path(format!("{HUB}/entities"))
+            .query("lastOperationTimeFrom=yesterday")
+            .expect(400, "invalid_input"),
+        row("get", by_name, "a negative page size")
+            .path(counter(""))
+            .query("top=-1")
+            .expect(400, "invalid_input"),
+        row("get", by_name, "a name with '@'")
+            .path(format!("{HUB}/entities/a%40b"))
+            .expect(400, "invalid_entity_id"),
+        row("get", by_name, "a name over MAX_NAME_BYTES")
+            .path(format!("{HUB}/entities/{over_name}"))
+            .expect(400, "invalid_entity_id"),
+        row("get", one, "an entity nobody addressed")
+            .path(counter("/nobody"))
+            .expect(404, "entity_not_found"),
+        row("get", one, "a key over the id limit")
+            .path(counter(&format!("/{over_key}")))
+            .expect(400, "invalid_entity_id"),
+        row("post", one, "no operation")
+            .path(counter("/k"))
+            .json("1")
+            .expect(400, "invalid_input"),
+        row("post", one, "an empty operation")
+            .path(counter("/k"))
+            .query("op=")
+            .json("1")
+            .expect(400, "invalid_input"),
+        row("post", one, "an entity nobody registered")
+            .path(format!("{HUB}/entities/nope/k"))
+            .query("op=add")
+            .json("1")
+            .expect(404, "unknown_entity"),
+        row("post", one, "a key with a control character")
+            .path(counter("/a%00b"))
+            .query("op=add")
+            .json("1")
+            .expect(400, "invalid_entity_id"),
+    ]);
+    for mut r in body_rows_for("post", one) {
+        r.path = format!("{}?op=add", counter("/k"));
+        rows.push(r);
+    }
 
     // Routes without input: junk is ignored, never a failure.
     for route in [

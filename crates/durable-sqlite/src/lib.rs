@@ -368,8 +368,7 @@ fn take_history(op: &mut Op) -> Option<TurnHistory> {
     Some(TurnHistory {
         instance_id: commit.lease.instance_id.clone(),
         replace,
-        events: (!events.is_empty())
-            .then(|| durable_store::encode_history_row(&events)),
+        events: (!events.is_empty()).then(|| durable_store::encode_history_row(&events)),
     })
 }
 
