@@ -193,8 +193,8 @@ impl SqliteStore {
         // The checkpointer thread copies the WAL back; this is only the bound if it falls behind.
         conn.pragma_update(None, "wal_autocheckpoint", 16_384)
             .map_err(|e| open_error(&place, e))?;
-        // History rows land all over the `(instance_id, seq)` index: keep its pages in memory
-        // rather than reading them back from the OS at every commit.
+        // Checkpoints upsert snapshot rows all over the instance index: keep its pages in memory
+        // rather than reading them back from the OS.
         conn.pragma_update(None, "cache_size", -32_768)
             .map_err(|e| open_error(&place, e))?;
         schema::migrate(&conn).map_err(|e| open_error(&place, e))?;

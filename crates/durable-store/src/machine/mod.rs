@@ -49,6 +49,19 @@ pub struct Slot {
     pub activities: BTreeMap<i64, Queued>,
 }
 
+impl Slot {
+    /// A map emptied by removals keeps its node, several KiB with values this large: an idle
+    /// instance whose inbox was consumed would hold one for as long as it waits.
+    fn release_empty(&mut self) {
+        if self.inbox.is_empty() {
+            self.inbox = BTreeMap::new();
+        }
+        if self.activities.is_empty() {
+            self.activities = BTreeMap::new();
+        }
+    }
+}
+
 /// A change to the machine. Stores journal these (without history events) to rebuild the state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
@@ -243,6 +256,9 @@ impl Machine {
 
     /// Recomputes when an instance can next be claimed.
     fn reindex(&mut self, id: &str) {
+        if let Some(slot) = self.slots.get_mut(id) {
+            slot.release_empty();
+        }
         let next = self.slots.get(id).and_then(ready_time);
         let current = self.ready_at.get(id).copied();
         if current == next {
