@@ -225,6 +225,20 @@ impl PostgresStore {
         self.announcer.announce(flags);
     }
 
+    /// Runs one write transaction and records its latency in the store metrics. Each request is
+    /// its own transaction here (the server shares flushes among concurrent commits).
+    async fn write<T>(
+        &self,
+        transaction: impl std::future::Future<Output = StoreResult<(T, Effects)>>,
+    ) -> StoreResult<T> {
+        let began = std::time::Instant::now();
+        let outcome = transaction.await;
+        let m = durable_core::metrics::global();
+        m.store_commit_seconds.observe_duration(began.elapsed());
+        m.store_batch_size.observe(1.0);
+        self.effect(outcome)
+    }
+
     /// Runs a call that returns a value and what it should wake.
     fn effect<T>(&self, outcome: StoreResult<(T, Effects)>) -> StoreResult<T> {
         let (value, effects) = outcome?;
@@ -252,11 +266,11 @@ impl Store for PostgresStore {
     }
 
     async fn create_instance(&self, instance: NewInstance) -> StoreResult<()> {
-        self.effect(create::create_instance(self, instance).await)
+        self.write(create::create_instance(self, instance)).await
     }
 
     async fn send_message(&self, message: NewMessage) -> StoreResult<SendOutcome> {
-        self.effect(ops::send_message(self, message).await)
+        self.write(ops::send_message(self, message)).await
     }
 
     async fn fetch_orchestration_items(
@@ -277,7 +291,7 @@ impl Store for PostgresStore {
     }
 
     async fn commit_turn(&self, commit: TurnCommit) -> StoreResult<()> {
-        self.effect(turn::commit_turn(self, commit).await)
+        self.write(turn::commit_turn(self, commit)).await
     }
 
     async fn abandon_orchestration_item(
@@ -310,7 +324,8 @@ impl Store for PostgresStore {
         lease: &ActivityLease,
         result: ActivityResult,
     ) -> StoreResult<()> {
-        self.effect(ops::complete_activity(self, lease, result).await)
+        self.write(ops::complete_activity(self, lease, result))
+            .await
     }
 
     async fn abandon_activity_item(

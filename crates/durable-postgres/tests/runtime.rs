@@ -29,11 +29,23 @@ async fn samples_run_on_postgres() {
     let options = fresh_options().await;
     let worker = worker(store(&options).await);
     let client = worker.client();
+    let commits = || {
+        durable::core::metrics::global()
+            .store_commit_seconds
+            .count()
+    };
+    let before = commits();
 
     let id = client.start("FanOutFanIn", 10).await.unwrap();
     let s = client.wait_for_completion(&id, WAIT).await.unwrap();
     assert_eq!(s.status, RuntimeStatus::Completed, "{:?}", s.failure);
     assert_eq!(s.output_as::<u64>().unwrap(), 385);
+    // The start, the turns and the 12 activity results are each a recorded commit.
+    assert!(
+        commits() - before >= 13,
+        "{} commits recorded",
+        commits() - before
+    );
 
     let id = client.start("Chaining", "start").await.unwrap();
     let s = client.wait_for_completion(&id, WAIT).await.unwrap();
