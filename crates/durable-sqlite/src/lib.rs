@@ -252,20 +252,21 @@ impl SqliteStore {
         now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
     }
 
-    /// Applies an op: at once in memory, and on disk before it is acknowledged (claims do not
-    /// wait for the disk: losing one in a crash only means the item is delivered again).
+    /// Applies an op: at once in memory, and on disk before it is acknowledged. First turn claims
+    /// do not wait for the disk: losing one in a crash only means the turn is delivered again.
     async fn run(&self, mut op: Op) -> StoreResult<Output> {
         let now = self.clock.now();
         let history = take_history(&mut op);
-        let durable = !op.is_claim();
         let text = serde_json::to_string(&EntryRef { now, op: &op })
             .map_err(|e| StoreError::Internal(format!("an op did not serialize: {e}")))?;
+        let mut durable = !op.is_claim();
         let (output, effects, seq) = {
             let mut st = self.shared.state.lock();
             if let Some(e) = &st.failed {
                 return Err(e.clone());
             }
             let (output, effects) = st.machine.apply(now, op)?;
+            durable |= redelivers(&output);
             if effects.mutated {
                 st.seq += 1;
                 let seq = st.seq;
@@ -343,6 +344,17 @@ fn lock_file(path: &std::path::Path) -> StoreResult<File> {
         Err(std::fs::TryLockError::Error(e)) => {
             Err(open_error(&format!("'{}'", path.display()), e))
         }
+    }
+}
+
+/// Whether a claim hands an item out again. Such a claim is flushed before it is answered: an
+/// item that crashes its process must not lose the delivery counts its claims raise, or it
+/// would never be found poison. First claims skip the flush, keeping it off every step's path.
+fn redelivers(output: &Output) -> bool {
+    match output {
+        Output::Orchestrations(items) => items.iter().any(|i| i.delivery_count() > 1),
+        Output::Activities(items) => items.iter().any(|a| a.delivery_count > 1),
+        _ => false,
     }
 }
 
