@@ -72,7 +72,10 @@ impl FromRequest<AppState> for JsonBody {
             return Ok(JsonBody(None));
         }
         check_content_type(request.headers())?;
-        if declared.is_some_and(|len| len > limit as u64) {
+        if let Some(len) = declared.filter(|len| *len > limit as u64) {
+            if len <= drain_budget(limit) {
+                drain(request.into_body().into_data_stream(), len).await;
+            }
             return Err(ApiError::body_too_large(limit));
         }
         let bytes = read_limited(request.into_body(), limit).await?;
@@ -116,6 +119,22 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// Bodies up to this much over the limit are read to their end (and dropped) before the 413:
+/// answering while the client still sends closes the connection under it, and the client may
+/// see a reset instead of the answer. Larger bodies get the answer at once.
+fn drain_budget(limit: usize) -> u64 {
+    limit as u64 * 4
+}
+
+async fn drain(mut stream: axum::body::BodyDataStream, mut budget: u64) {
+    while budget > 0 {
+        match stream.next().await {
+            Some(Ok(chunk)) => budget = budget.saturating_sub(chunk.len() as u64),
+            _ => return,
+        }
+    }
+}
+
 async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
     let mut stream = body.into_data_stream();
     let mut bytes = Vec::new();
@@ -123,6 +142,8 @@ async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
         let chunk =
             chunk.map_err(|e| ApiError::InvalidInput(format!("could not read the body: {e}")))?;
         if bytes.len() + chunk.len() > limit {
+            let read = (bytes.len() + chunk.len()) as u64;
+            drain(stream, drain_budget(limit).saturating_sub(read)).await;
             return Err(ApiError::body_too_large(limit));
         }
         bytes.extend_from_slice(&chunk);
