@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use durable::prelude::*;
-use durable::{EventKind, HistoryEvent, Registry, SharedStore, StartRequest, WorkerOptions};
+use durable::{
+    ClientError, EventKind, HistoryEvent, Registry, SharedStore, StartRequest, WorkerOptions,
+};
 use futures::stream::{self, StreamExt};
 use serde_json::json;
 
@@ -408,27 +410,11 @@ async fn idle(
     n: u64,
 ) -> Result<Report, Box<dyn std::error::Error>> {
     let started = Instant::now();
-    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let mut start_ms: Vec<f64> = stream::iter(0..n)
-        .map(|i| {
-            let done = done.clone();
-            async move {
-                let t = Instant::now();
-                client
-                    .start_with(StartRequest::new("Idle").instance_id(format!("idle-{i}")))
-                    .await?;
-                let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                if d.is_multiple_of(500) {
-                    (opts.progress)(d, n);
-                }
-                Ok::<_, durable::ClientError>(t.elapsed().as_secs_f64() * 1000.0)
-            }
-        })
-        .buffer_unordered(64)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
+    let mut start_ms = timed_calls(n, opts, |i| async move {
+        let request = StartRequest::new("Idle").instance_id(format!("idle-{i}"));
+        client.start_with(request).await.map(drop)
+    })
+    .await?;
     let start_wall = started.elapsed();
     // Wait until every instance has run its first turn and is waiting.
     loop {
@@ -509,6 +495,34 @@ async fn timers(
 
 /// Signals into one entity: the time from the first signal until the entity's state shows all
 /// of them applied; p50/p99 are the signal calls (acknowledged and durable).
+/// Makes `n` client calls, 64 at a time, reporting progress; returns each call's latency in ms.
+async fn timed_calls<F, Fut>(n: u64, opts: &Options, call: F) -> Result<Vec<f64>, ClientError>
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<(), ClientError>>,
+{
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let done = &done;
+    stream::iter(0..n)
+        .map(|i| {
+            let call = call(i);
+            async move {
+                let t = Instant::now();
+                call.await?;
+                let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                if d.is_multiple_of(500) {
+                    (opts.progress)(d, n);
+                }
+                Ok(t.elapsed().as_secs_f64() * 1000.0)
+            }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
 async fn entities(
     client: &Client,
     store: &SharedStore,
@@ -517,27 +531,15 @@ async fn entities(
 ) -> Result<Report, Box<dyn std::error::Error>> {
     let id = durable::EntityId::new("Tally", "bench");
     let started = Instant::now();
-    let mut signal_ms: Vec<f64> = stream::iter(0..n)
-        .map(|i| {
-            let id = id.clone();
-            async move {
-                let t = Instant::now();
-                client.signal_entity(&id, "add", 1u64).await?;
-                if i.is_multiple_of(1000) {
-                    (opts.progress)(i, n);
-                }
-                Ok::<_, durable::ClientError>(t.elapsed().as_secs_f64() * 1000.0)
-            }
-        })
-        .buffer_unordered(64)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
+    let id = &id;
+    let mut signal_ms = timed_calls(n, opts, |_| async move {
+        client.signal_entity(id, "add", 1u64).await
+    })
+    .await?;
     let sent = started.elapsed();
     let want = n.to_string();
     loop {
-        let state = client.get_entity(&id).await?.and_then(|e| e.state);
+        let state = client.get_entity(id).await?.and_then(|e| e.state);
         if state.as_deref() == Some(want.as_str()) {
             break;
         }
