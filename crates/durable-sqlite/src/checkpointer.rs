@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::Connection;
+use tokio::sync::watch;
 
 /// How often the WAL is copied back. A burst between two checkpoints grows the WAL by at most
 /// a few thousand pages; the flusher's own auto-checkpoint is the safety net beyond that.
@@ -20,12 +21,13 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub fn spawn(path: PathBuf) -> std::io::Result<Self> {
+    /// `flushed` moves whenever the flusher wrote: an idle store is left alone.
+    pub fn spawn(path: PathBuf, flushed: watch::Receiver<u64>) -> std::io::Result<Self> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || run(&path, &flag))?;
+            .spawn(move || run(&path, &flag, flushed))?;
         Ok(Checkpointer {
             stop,
             thread: Some(thread),
@@ -33,7 +35,7 @@ impl Checkpointer {
     }
 }
 
-fn run(path: &std::path::Path, stop: &(Mutex<bool>, Condvar)) {
+fn run(path: &std::path::Path, stop: &(Mutex<bool>, Condvar), mut flushed: watch::Receiver<u64>) {
     let mut conn: Option<Connection> = None;
     loop {
         {
@@ -46,6 +48,10 @@ fn run(path: &std::path::Path, stop: &(Mutex<bool>, Condvar)) {
                 return;
             }
         }
+        if !flushed.has_changed().unwrap_or(false) {
+            continue;
+        }
+        flushed.mark_unchanged();
         if conn.is_none() {
             conn = Connection::open(path).ok();
         }

@@ -227,8 +227,9 @@ impl SqliteStore {
         };
         let flusher = journal::spawn_flusher(conn, shared.clone(), policy)
             .map_err(|e| open_error(&place, format!("cannot start the flusher: {e}")))?;
-        let checkpointer = checkpointer::Checkpointer::spawn(path.clone())
-            .map_err(|e| open_error(&place, format!("cannot start the checkpointer: {e}")))?;
+        let checkpointer =
+            checkpointer::Checkpointer::spawn(path.clone(), shared.flushed.subscribe())
+                .map_err(|e| open_error(&place, format!("cannot start the checkpointer: {e}")))?;
         let description = match &options.path {
             Some(p) => format!("sqlite({}, {})", p.display(), options.synchronous.as_str()),
             None => "sqlite(memory)".to_string(),
