@@ -62,21 +62,33 @@ fn key(k: &str) -> EntityId {
     EntityId::new("Counter", k)
 }
 
-async fn wait_for_state(client: &Client, id: &EntityId, want: i64) -> EntityState {
+/// Polls the entity until `done` holds for it, failing with `what` after [`WAIT`].
+async fn wait_for(
+    client: &Client,
+    id: &EntityId,
+    what: &str,
+    done: impl Fn(&EntityState) -> bool,
+) -> EntityState {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let e = client.get_entity(id).await.unwrap();
-        if let Some(e) = &e
-            && e.state.as_deref() == Some(want.to_string().as_str())
-        {
+        if let Some(e) = e.as_ref().filter(|e| done(e)) {
             return e.clone();
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "entity {id} never reached {want}: {e:?}"
+            "entity {id} never {what}: {e:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+async fn wait_for_state(client: &Client, id: &EntityId, want: i64) -> EntityState {
+    let want = want.to_string();
+    wait_for(client, id, &format!("reached {want}"), |e| {
+        e.state.as_deref() == Some(want.as_str())
+    })
+    .await
 }
 
 #[tokio::test]
@@ -254,9 +266,14 @@ async fn critical_sections_exclude_each_other() {
         let d = d.unwrap();
         assert_eq!(d.status, RuntimeStatus::Completed, "{:?}", d.failure);
     }
-    let shared = wait_for_state(&client, &key("shared"), 1050).await;
-    assert_eq!(shared.locked_by, None);
-    assert_eq!(shared.backlog, 0);
+    // The last holder's release is a message of its own, applied after the holder completed.
+    wait_for(
+        &client,
+        &key("shared"),
+        "ended at 1050, unlocked and idle",
+        |e| e.state.as_deref() == Some("1050") && e.locked_by.is_none() && e.backlog == 0,
+    )
+    .await;
     wait_for_state(&client, &key("a"), 100).await;
     wait_for_state(&client, &key("b"), 100).await;
     worker.shutdown().await;
@@ -322,18 +339,10 @@ async fn holds(ctx: OrchestrationContext, (keys, fail): (Vec<String>, bool)) -> 
 }
 
 async fn wait_for_backlog(client: &Client, id: &EntityId, want: usize) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let e = client.get_entity(id).await.unwrap();
-        if e.as_ref().is_some_and(|e| e.backlog == want) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{id} never had {want} waiting: {e:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(client, id, &format!("had {want} waiting"), |e| {
+        e.backlog == want
+    })
+    .await;
 }
 
 #[tokio::test]
