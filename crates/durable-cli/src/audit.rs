@@ -339,6 +339,10 @@ impl Store for AuditStore {
         self.inner.purge_instances(filter).await
     }
 
+    async fn remove_empty_entity(&self, instance_id: &str) -> StoreResult<bool> {
+        self.inner.remove_empty_entity(instance_id).await
+    }
+
     async fn rewind_instance(&self, instance_id: &str, event: HistoryEvent) -> StoreResult<()> {
         self.inner.rewind_instance(instance_id, event).await
     }

@@ -124,7 +124,8 @@ pub(crate) async fn query(
 /// `CleanEntityStorage`, one page of entities per call. With `releaseOrphanedLocks`, every lock
 /// held for an orchestration that no longer exists or has finished is released: the entity
 /// receives the unlock the orchestration would have sent, and the operations waiting for the
-/// lock run. `removeEmptyEntities` removes nothing yet (see `docs/grpc.md`): the count is 0.
+/// lock run. With `removeEmptyEntities`, every entity without state, lock or waiting operation
+/// and with nothing in its inbox is deleted (the store checks and deletes atomically).
 pub(crate) async fn clean(
     hub: &Hub,
     r: proto::CleanEntityStorageRequest,
@@ -137,17 +138,21 @@ pub(crate) async fn clean(
         ..Default::default()
     };
     let found = hub.store.query_instances(&query).await?;
-    let mut released = 0;
-    if r.release_orphaned_locks {
-        for entity in &found.items {
-            if release_if_orphaned(hub, entity).await? {
-                released += 1;
-            }
+    let (mut released, mut removed) = (0, 0);
+    for entity in &found.items {
+        if r.release_orphaned_locks && release_if_orphaned(hub, entity).await? {
+            released += 1;
+        } else if r.remove_empty_entities
+            && entity.custom_status.is_none()
+            && entity.input.is_none()
+            && hub.store.remove_empty_entity(&entity.instance_id).await?
+        {
+            removed += 1;
         }
     }
     Ok(proto::CleanEntityStorageResponse {
         continuation_token: found.continuation_token,
-        empty_entities_removed: 0,
+        empty_entities_removed: removed,
         orphaned_locks_released: released,
     })
 }

@@ -22,6 +22,7 @@
 
 mod claim;
 mod create;
+mod entity;
 mod error;
 mod hub;
 mod notify;
@@ -360,6 +361,10 @@ impl Store for PostgresStore {
 
     async fn purge_instances(&self, filter: &PurgeFilter) -> StoreResult<u64> {
         self.effect(ops::purge_instances(self, filter).await)
+    }
+
+    async fn remove_empty_entity(&self, instance_id: &str) -> StoreResult<bool> {
+        self.effect(entity::remove_if_empty(self, instance_id).await)
     }
 
     async fn rewind_instance(&self, instance_id: &str, event: HistoryEvent) -> StoreResult<()> {

@@ -11,7 +11,7 @@ use durable_store::{StoreError, StoreResult};
 use crate::create::MessageArgs;
 use crate::error::db;
 use crate::rows::{status, terminal, to_json};
-use crate::{Effects, PostgresStore};
+use crate::{Effects, PostgresStore, entity};
 
 /// Queues a message unless the target is finished. `FOR SHARE` holds off a concurrent commit
 /// that would finish the target (and empty its inbox) until this message is in.
@@ -27,29 +27,6 @@ const SEND: &str = concat!(
     )
     SELECT status FROM target"
 );
-
-/// Entities come into being when first addressed: `$1` their ids, `$2` their names.
-pub(crate) const ENSURE_ENTITIES: &str = "
-    INSERT INTO {hub}.instances (instance_id, name, execution_id, status, created_at, updated_at)
-    SELECT id, name, '', 'Running', $3, $3 FROM unnest($1::text[], $2::text[]) AS e(id, name)
-    ON CONFLICT (instance_id) DO NOTHING";
-
-/// The entity ids among message targets, with their names, for [`ENSURE_ENTITIES`].
-pub(crate) fn entity_targets<'a>(
-    targets: impl Iterator<Item = &'a str>,
-) -> (Vec<String>, Vec<String>) {
-    let mut ids = Vec::new();
-    let mut names = Vec::new();
-    for target in targets {
-        if let Some(entity) = durable_core::entity::EntityId::parse(target)
-            && !ids.iter().any(|i| i == target)
-        {
-            ids.push(target.to_string());
-            names.push(entity.name);
-        }
-    }
-    (ids, names)
-}
 
 /// A terminate also makes a scheduled start visible now, so it can run before its time.
 const TERMINATE: &str = concat!(
@@ -79,14 +56,7 @@ pub(crate) async fn send_message(
     let m = MessageArgs::new(&message, now);
     let terminate = matches!(message.event.kind, EventKind::ExecutionTerminated { .. });
     let client = store.conn().await?;
-    let (ids, names) = entity_targets(std::iter::once(message.instance_id.as_str()));
-    if !ids.is_empty() {
-        let ensure = store.prepare(&client, ENSURE_ENTITIES).await?;
-        client
-            .execute(&ensure, &[&ids, &names, &now])
-            .await
-            .map_err(db)?;
-    }
+    let (ids, names) = entity::targets(std::iter::once(message.instance_id.as_str()));
     let statement = store
         .prepare(&client, if terminate { TERMINATE } else { SEND })
         .await?;
@@ -100,7 +70,21 @@ pub(crate) async fn send_message(
     if terminate {
         params.push(&now);
     }
-    let row = client.query_opt(&statement, &params).await.map_err(db)?;
+    let row = if ids.is_empty() {
+        client.query_opt(&statement, &params).await.map_err(db)?
+    } else {
+        // The entity's row stays locked from its creation until the message is in, so a removal
+        // cannot slip in between.
+        let ensure = store.prepare(&client, entity::ENSURE).await?;
+        let mut client = client;
+        let tx = client.transaction().await.map_err(db)?;
+        tx.execute(&ensure, &[&ids, &names, &now])
+            .await
+            .map_err(db)?;
+        let row = tx.query_opt(&statement, &params).await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        row
+    };
     let Some(row) = row else {
         return Err(StoreError::NotFound(message.instance_id));
     };

@@ -14,8 +14,8 @@ use tokio_postgres::Client;
 use tokio_postgres::types::ToSql;
 
 use crate::create::{CREATE, CreateArgs, timer_id};
+use crate::entity;
 use crate::error::{db, is_stale};
-use crate::ops;
 use crate::pipeline::{self, Step, step};
 use crate::rows::{opt_json, terminal, to_json};
 use crate::{Effects, PostgresStore};
@@ -165,7 +165,7 @@ pub(crate) async fn commit_turn(
     let activities = ActivityColumns::new(&commit.activities);
     let messages = MessageColumns::new(&commit.messages, now);
     let (entity_ids, entity_names) =
-        ops::entity_targets(commit.messages.iter().map(|m| m.instance_id.as_str()));
+        entity::targets(commit.messages.iter().map(|m| m.instance_id.as_str()));
     let children: Vec<CreateArgs> = commit
         .children
         .iter()
@@ -240,7 +240,7 @@ pub(crate) async fn commit_turn(
         }
     }
     if !entity_ids.is_empty() {
-        let st = store.prepare(&client, ops::ENSURE_ENTITIES).await?;
+        let st = store.prepare(&client, entity::ENSURE).await?;
         steps.push(step(pg, st, vec![&entity_ids, &entity_names, &now]));
     }
     if !commit.messages.is_empty() {

@@ -631,6 +631,16 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn remove_empty_entity(&self, instance_id: &str) -> StoreResult<bool> {
+        let op = Op::RemoveEmptyEntity {
+            instance_id: instance_id.to_string(),
+        };
+        match self.run(op).await? {
+            Output::Count(n) => Ok(n > 0),
+            other => Err(unexpected(other)),
+        }
+    }
+
     async fn rewind_instance(&self, instance_id: &str, event: HistoryEvent) -> StoreResult<()> {
         self.run(Op::Rewind {
             instance_id: instance_id.to_string(),

@@ -248,6 +248,10 @@ impl Store for FaultyStore {
         faulty!(self, true, self.inner.purge_instances(filter))
     }
 
+    async fn remove_empty_entity(&self, instance_id: &str) -> StoreResult<bool> {
+        faulty!(self, true, self.inner.remove_empty_entity(instance_id))
+    }
+
     async fn rewind_instance(&self, instance_id: &str, event: HistoryEvent) -> StoreResult<()> {
         faulty!(self, true, self.inner.rewind_instance(instance_id, event))
     }

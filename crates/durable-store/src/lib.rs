@@ -200,6 +200,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Purges every finished instance matching the filter. Returns how many were deleted.
     async fn purge_instances(&self, filter: &PurgeFilter) -> StoreResult<u64>;
 
+    /// Deletes an entity that holds nothing, atomically: the id is an entity id (`@name@key`) and
+    /// the instance has no state (custom status), no schedule (input), no message in its inbox,
+    /// visible or not, and no live lease. Returns whether it was deleted. A message sent to the id
+    /// afterwards creates the entity afresh, as for any entity addressed the first time; a send
+    /// racing the delete either keeps the entity or recreates it, and is never lost.
+    async fn remove_empty_entity(&self, instance_id: &str) -> StoreResult<bool>;
+
     /// Prepares a `Failed` instance for rewind, atomically: status `Running`, output and failure
     /// cleared, and `event` (an `ExecutionRewound`) put into its inbox. Unknown:
     /// [`StoreError::NotFound`]; not `Failed`: [`StoreError::InvalidState`].

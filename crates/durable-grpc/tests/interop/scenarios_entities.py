@@ -192,11 +192,26 @@ def entity_query(c):
 
 
 def clean_entity_storage(c):
-    # Nothing is orphaned here (ended orchestrations release their locks); the SDK's loop over
-    # the continuation token must end, and empty entities are not removed (see docs/grpc.md).
+    # Nothing is orphaned here (ended orchestrations release their locks). An entity whose state
+    # was deleted is empty and goes; one with state stays. The SDK's loop over the continuation
+    # token must end.
+    empty = EntityId("py_counter", new_id("empty"))
+    kept = EntityId("py_counter", new_id("kept"))
+    c.signal_entity(empty, "add", 1)
+    c.signal_entity(empty, "delete")
+    c.signal_entity(kept, "add", 2)
+    poll("the delete and the add",
+         lambda: len(listed(c, str(empty))) == 1 and c.get_entity(empty) is None
+         and state_of(c, kept) == 2, timeout=30)
     result = c.clean_entity_storage()
-    equal(result.empty_entities_removed, 0, "empty entities removed")
+    check(result.empty_entities_removed >= 1,
+          f"empty entities removed: {result.empty_entities_removed}")
     equal(result.orphaned_locks_released, 0, "orphaned locks released")
+    equal(listed(c, str(empty)), [], "the empty entity after cleaning")
+    equal(state_of(c, kept), 2, "the entity with state after cleaning")
+    # The removed entity comes back when addressed again.
+    c.signal_entity(empty, "add", 4)
+    poll("the removed entity's new state", lambda: state_of(c, empty) == 4, timeout=30)
 
 
 def python_calls_rust_entity(c):

@@ -2,6 +2,7 @@
 //! exactly as it was.
 
 use chrono::{DateTime, Utc};
+use durable_core::entity::EntityId;
 use durable_core::event::{EventKind, HistoryEvent};
 use durable_core::instance::{InstanceState, NewInstance};
 use durable_core::status::RuntimeStatus;
@@ -115,6 +116,14 @@ impl Machine {
                 Ok((Output::Count(n), effects))
             }
             Op::Rewind { instance_id, event } => self.rewind(&instance_id, event, now),
+            Op::RemoveEmptyEntity { instance_id } => {
+                if !self.is_empty_entity(&instance_id, now) {
+                    return Ok((Output::Count(0), Effects::default()));
+                }
+                self.remove_slot(&instance_id);
+                let deleted = vec![instance_id.clone()];
+                Ok((Output::Count(1), purged(deleted, &instance_id)))
+            }
         }
     }
 
@@ -629,6 +638,17 @@ impl Machine {
         }
         self.remove_slot(id);
         deleted.push(id.to_string());
+    }
+
+    fn is_empty_entity(&self, id: &str, now: DateTime<Utc>) -> bool {
+        EntityId::parse(id).is_some()
+            && self.slots.get(id).is_some_and(|s| {
+                s.state.custom_status.is_none()
+                    && s.state.input.is_none()
+                    && s.inbox.is_empty()
+                    && s.activities.is_empty()
+                    && s.locked_until.is_none_or(|t| t <= now)
+            })
     }
 
     fn rewind(&mut self, id: &str, event: HistoryEvent, now: DateTime<Utc>) -> Applied {

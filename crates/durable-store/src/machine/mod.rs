@@ -110,6 +110,9 @@ pub enum Op {
         recursive: bool,
     },
     PurgeMany(PurgeFilter),
+    RemoveEmptyEntity {
+        instance_id: String,
+    },
     Rewind {
         instance_id: String,
         event: HistoryEvent,

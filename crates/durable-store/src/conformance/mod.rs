@@ -26,6 +26,9 @@ use durable_core::work::{
 
 use crate::{SharedStore, StoreError};
 
+mod entities;
+pub use entities::{empty_entities_are_removed, removal_races_no_signal_away};
+
 const LOCK: Duration = Duration::from_secs(30);
 const ALL: NameFilter = NameFilter::All;
 
@@ -1374,6 +1377,8 @@ macro_rules! store_conformance {
             entities_come_into_being_when_addressed,
             concurrent_claims_and_sends,
             concurrent_activity_completion,
+            empty_entities_are_removed,
+            removal_races_no_signal_away,
         );
     };
     (@tests $factory:path; $($name:ident),* $(,)?) => {
