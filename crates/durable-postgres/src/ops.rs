@@ -10,6 +10,7 @@ use durable_store::{StoreError, StoreResult};
 
 use crate::create::MessageArgs;
 use crate::error::db;
+use crate::pipeline::{self, step};
 use crate::rows::{status, terminal, to_json};
 use crate::{Effects, PostgresStore, entity};
 
@@ -73,17 +74,16 @@ pub(crate) async fn send_message(
     let row = if ids.is_empty() {
         client.query_opt(&statement, &params).await.map_err(db)?
     } else {
-        // The entity's row stays locked from its creation until the message is in, so a removal
-        // cannot slip in between.
+        // One transaction, so the entity's row stays locked from its creation until the message
+        // is in and a removal cannot slip in between; pipelined, so still one round trip.
         let ensure = store.prepare(&client, entity::ENSURE).await?;
-        let mut client = client;
-        let tx = client.transaction().await.map_err(db)?;
-        tx.execute(&ensure, &[&ids, &names, &now])
-            .await
-            .map_err(db)?;
-        let row = tx.query_opt(&statement, &params).await.map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        row
+        let pg: &tokio_postgres::Client = &client;
+        let steps = vec![
+            step(pg, ensure, vec![&ids, &names, &now]),
+            step(pg, statement, params),
+        ];
+        let mut rows = pipeline::transaction(pg, steps).await.map_err(db)?;
+        rows.pop().and_then(|r| r.into_iter().next())
     };
     let Some(row) = row else {
         return Err(StoreError::NotFound(message.instance_id));
