@@ -1,43 +1,60 @@
 //! Entity rows: created when first addressed, removed when they hold nothing.
 //!
-//! A sender creates the row and queues its message in separate statements, so removal must not
-//! slip in between. Every sender therefore holds a lock on the entity row from creating it until
-//! its message is in: [`ENSURE`] locks an existing row (`DO UPDATE ... WHERE false` locks without
-//! writing), and a lone send locks it in the statement that queues the message. The removal locks
-//! the row first and only then looks for messages, in a later statement that sees every sender
-//! that held the lock.
+//! A removal must never delete a row a message is on its way to. Two kinds of sender:
+//! * A lone send queues the message in the statement that locks the target row (`FOR SHARE`).
+//!   A removal locks the row `NOWAIT` (a locked row is busy: not removed) and only then looks for
+//!   messages, in a statement that sees all the lock holders before it committed. A send that
+//!   finds no row creates it in a transaction as turns do.
+//! * A turn, or a send that creates the entity, creates the row and queues in separate
+//!   statements. Each entity has an advisory lock (transaction-scoped): such senders share it
+//!   from before they create the row until they commit ([`LOCK_FOR_SEND`], then [`ENSURE`], then
+//!   the message), so they never wait for each other; a removal takes it exclusively first.
+//!
+//! A removal never waits for a row lock, so it cannot deadlock with a commit that holds the row
+//! and wants the advisory lock.
 
 use durable_core::entity::EntityId;
 use durable_store::StoreResult;
+use tokio_postgres::error::SqlState;
 
 use crate::error::db;
 use crate::{Effects, PostgresStore};
 
-/// Creates the entities `$1` (names `$2`, ids sorted so that senders lock in one order) and locks
-/// the ones that exist until the transaction ends.
+/// Takes the shared advisory locks of the entities `$1`.
+pub(crate) const LOCK_FOR_SEND: &str = "
+    SELECT pg_advisory_xact_lock_shared(hashtext('{hub}'), hashtext(id))
+    FROM unnest($1::text[]) AS e(id)";
+
+/// Creates the entities `$1` with the names `$2` unless they exist.
 pub(crate) const ENSURE: &str = "
     INSERT INTO {hub}.instances (instance_id, name, execution_id, status, created_at, updated_at)
     SELECT id, name, '', 'Running', $3, $3 FROM unnest($1::text[], $2::text[]) AS e(id, name)
-    ORDER BY id
-    ON CONFLICT (instance_id) DO UPDATE SET name = EXCLUDED.name WHERE false";
+    ON CONFLICT (instance_id) DO NOTHING";
 
-/// The entity ids among message targets, sorted and without repeats, with their names, for
-/// [`ENSURE`].
+/// The entity ids among message targets, without repeats, with their names, for [`ENSURE`].
 pub(crate) fn targets<'a>(targets: impl Iterator<Item = &'a str>) -> (Vec<String>, Vec<String>) {
-    let mut found: Vec<(String, String)> = targets
-        .filter_map(|t| EntityId::parse(t).map(|e| (t.to_string(), e.name)))
-        .collect();
-    found.sort();
-    found.dedup_by(|a, b| a.0 == b.0);
-    found.into_iter().unzip()
+    let mut ids = Vec::new();
+    let mut names = Vec::new();
+    for target in targets {
+        if let Some(entity) = EntityId::parse(target)
+            && !ids.iter().any(|i| i == target)
+        {
+            ids.push(target.to_string());
+            names.push(entity.name);
+        }
+    }
+    (ids, names)
 }
 
-/// Locks the entity row if it holds no state, no schedule and no live lease.
+const LOCK_FOR_REMOVAL: &str = "SELECT pg_advisory_xact_lock(hashtext('{hub}'), hashtext($1))";
+
+/// Locks the entity's row if it holds no state, no schedule and no live lease; fails at once
+/// (lock not available) if someone else holds it.
 const LOCK_IF_BARE: &str = "
     SELECT 1 FROM {hub}.instances
     WHERE instance_id = $1 AND custom_status IS NULL AND input IS NULL
       AND (locked_until IS NULL OR locked_until <= $2)
-    FOR UPDATE";
+    FOR UPDATE NOWAIT";
 
 const HAS_MESSAGES: &str = "SELECT EXISTS (SELECT 1 FROM {hub}.messages WHERE instance_id = $1)";
 
@@ -53,29 +70,27 @@ pub(crate) async fn remove_if_empty(
     let now = store.now();
     let mut client = store.conn().await?;
     let has_messages = store.prepare(&client, HAS_MESSAGES).await?;
-    // Busy entities are never locked: a claim skips locked rows.
     let busy = |row: tokio_postgres::Row| row.get::<_, bool>(0);
+    // A busy entity is left alone without holding up its senders.
     if busy(client.query_one(&has_messages, &[&id]).await.map_err(db)?) {
         return Ok((false, Effects::default()));
     }
-    let lock = store.prepare(&client, LOCK_IF_BARE).await?;
+    let lock = store.prepare(&client, LOCK_FOR_REMOVAL).await?;
+    let bare = store.prepare(&client, LOCK_IF_BARE).await?;
     let delete = store.prepare(&client, DELETE).await?;
-    // Read committed: the second message check runs after the lock, so it sees every message
-    // queued by a sender that held the lock before us.
     let tx = client.transaction().await.map_err(db)?;
-    if tx
-        .query_opt(&lock, &[&id, &now])
-        .await
-        .map_err(db)?
-        .is_none()
-    {
+    tx.query(&lock, &[&id]).await.map_err(db)?;
+    let locked = match tx.query_opt(&bare, &[&id, &now]).await {
+        Ok(row) => row.is_some(),
+        Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => false,
+        Err(e) => return Err(db(e)),
+    };
+    // Read committed: this check's snapshot is taken after both locks were granted.
+    if !locked || busy(tx.query_one(&has_messages, &[&id]).await.map_err(db)?) {
+        // Dropping the transaction would roll it back too, but only once the connection is
+        // used again; the locks go now.
         tx.rollback().await.map_err(db)?;
         return Ok((false, Effects::default()));
-    }
-    if busy(tx.query_one(&has_messages, &[&id]).await.map_err(db)?) {
-        tx.rollback().await.map_err(db)?;
-        // A dispatcher may have skipped the entity while it was locked here.
-        return Ok((false, Effects::work()));
     }
     tx.execute(&delete, &[&id]).await.map_err(db)?;
     tx.commit().await.map_err(db)?;

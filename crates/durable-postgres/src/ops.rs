@@ -71,20 +71,23 @@ pub(crate) async fn send_message(
     if terminate {
         params.push(&now);
     }
-    let row = if ids.is_empty() {
-        client.query_opt(&statement, &params).await.map_err(db)?
-    } else {
-        // One transaction, so the entity's row stays locked from its creation until the message
-        // is in and a removal cannot slip in between; pipelined, so still one round trip.
+    // The statement locks the target's row while it queues the message, which a removal
+    // respects (see `entity`).
+    let mut row = client.query_opt(&statement, &params).await.map_err(db)?;
+    if row.is_none() && !ids.is_empty() {
+        // An entity addressed the first time, or just removed: created and sent to in one
+        // transaction, so a removal cannot slip in between; pipelined, so one round trip.
+        let lock = store.prepare(&client, entity::LOCK_FOR_SEND).await?;
         let ensure = store.prepare(&client, entity::ENSURE).await?;
         let pg: &tokio_postgres::Client = &client;
         let steps = vec![
+            step(pg, lock, vec![&ids]),
             step(pg, ensure, vec![&ids, &names, &now]),
             step(pg, statement, params),
         ];
         let mut rows = pipeline::transaction(pg, steps).await.map_err(db)?;
-        rows.pop().and_then(|r| r.into_iter().next())
-    };
+        row = rows.pop().and_then(|r| r.into_iter().next());
+    }
     let Some(row) = row else {
         return Err(StoreError::NotFound(message.instance_id));
     };

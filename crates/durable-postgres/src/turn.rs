@@ -240,6 +240,8 @@ pub(crate) async fn commit_turn(
         }
     }
     if !entity_ids.is_empty() {
+        let st = store.prepare(&client, entity::LOCK_FOR_SEND).await?;
+        steps.push(step(pg, st, vec![&entity_ids]));
         let st = store.prepare(&client, entity::ENSURE).await?;
         steps.push(step(pg, st, vec![&entity_ids, &entity_names, &now]));
     }
