@@ -193,9 +193,10 @@ impl SqliteStore {
         // The checkpointer thread copies the WAL back; this is only the bound if it falls behind.
         conn.pragma_update(None, "wal_autocheckpoint", 16_384)
             .map_err(|e| open_error(&place, e))?;
-        // Checkpoints upsert snapshot rows all over the instance index: keep its pages in memory
-        // rather than reading them back from the OS.
-        conn.pragma_update(None, "cache_size", -32_768)
+        // Checkpoints upsert snapshot rows all over the instance index: keep its hot pages in
+        // memory rather than reading them back from the OS. 8 MiB keeps the step rate of 32 MiB
+        // (measured), and every MiB here is resident for as long as the server runs.
+        conn.pragma_update(None, "cache_size", -8_192)
             .map_err(|e| open_error(&place, e))?;
         schema::migrate(&conn).map_err(|e| open_error(&place, e))?;
         let (machine, seq, history_rows) =

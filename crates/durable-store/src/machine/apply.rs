@@ -190,7 +190,7 @@ impl Machine {
             activities: Default::default(),
         };
         self.index_new(&slot);
-        self.slots.insert(id.clone(), slot);
+        self.slots.insert(id.clone(), Box::new(slot));
         self.touch(&id);
         self.reindex(&id);
         Ok(())
@@ -242,7 +242,7 @@ impl Machine {
             activities: Default::default(),
         };
         self.index_new(&slot);
-        self.slots.insert(id.to_string(), slot);
+        self.slots.insert(id.to_string(), Box::new(slot));
         self.touch(id);
     }
 

@@ -159,7 +159,9 @@ pub struct Effects {
 /// The state machine.
 #[derive(Debug, Default)]
 pub struct Machine {
-    slots: HashMap<String, Slot>,
+    /// Boxed: the table then holds pointers, so growing it copies 8 bytes per instance, not a
+    /// whole slot, and leaves no large freed tables behind.
+    slots: HashMap<String, Box<Slot>>,
     next_key: i64,
     /// Instances that can be claimed, by the time they become claimable.
     ready: BTreeSet<(DateTime<Utc>, String)>,
@@ -197,7 +199,7 @@ impl Machine {
         for slot in slots {
             let id = slot.state.instance_id.clone();
             m.index_new(&slot);
-            m.slots.insert(id.clone(), slot);
+            m.slots.insert(id.clone(), Box::new(slot));
             m.reindex(&id);
         }
         m.dirty = m.dirty.take().map(|_| HashSet::new());
@@ -224,7 +226,7 @@ impl Machine {
         let ids: Vec<String> = dirty.drain().collect();
         ids.into_iter()
             .map(|id| {
-                let slot = self.slots.get(&id).cloned();
+                let slot = self.slots.get(&id).map(|s| Slot::clone(s));
                 (id, slot)
             })
             .collect()
@@ -262,7 +264,7 @@ impl Machine {
         if let Some(slot) = self.slots.get_mut(id) {
             slot.release_empty();
         }
-        let next = self.slots.get(id).and_then(ready_time);
+        let next = self.slots.get(id).and_then(|s| ready_time(s));
         let current = self.ready_at.get(id).copied();
         if current == next {
             return;
@@ -297,7 +299,7 @@ impl Machine {
             self.activity_owner.remove(key);
         }
         self.touch(id);
-        Some(slot)
+        Some(*slot)
     }
 }
 

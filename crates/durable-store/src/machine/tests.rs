@@ -149,7 +149,9 @@ fn workload(m: &mut Machine, from: usize, to: usize, log: &mut Vec<(DateTime<Utc
 fn all_slots(m: &mut Machine) -> Vec<super::Slot> {
     let mut ids: Vec<String> = m.slots.keys().cloned().collect();
     ids.sort();
-    ids.iter().map(|id| m.slots[id].clone()).collect()
+    ids.iter()
+        .map(|id| super::Slot::clone(&m.slots[id]))
+        .collect()
 }
 
 #[test]
