@@ -426,6 +426,57 @@ async fn cached_instances_are_not_replayed_from_scratch() {
 }
 
 #[tokio::test]
+async fn idle_instances_leave_the_cache_and_resume_from_history() {
+    let builds = Arc::new(AtomicUsize::new(0));
+    let counted = builds.clone();
+    let worker = Worker::builder(sqlite_store())
+        .options(WorkerOptions {
+            cache_idle_timeout: Some(Duration::from_secs(1)),
+            ..fast()
+        })
+        .orchestration(
+            "WaitsThenEchoes",
+            move |ctx: OrchestrationContext, _: ()| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let data: String = ctx.wait_for_event("Go").await?;
+                    Ok::<String, Error>(ctx.call_activity("Echo", data).await?)
+                }
+            },
+        )
+        .activity("Echo", echo)
+        .start();
+    let client = worker.client();
+    let id = client.start("WaitsThenEchoes", ()).await.unwrap();
+    let cached = |want: usize| {
+        let worker = &worker;
+        async move {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            while worker.cached_orchestrations() != want {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the cache never held {want}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // Its first turn leaves it cached, waiting; idle past the timeout, it is dropped.
+    cached(1).await;
+    cached(0).await;
+    client.raise_event(&id, "Go", "back").await.unwrap();
+    let done = client.wait_for_completion(&id, WAIT).await.unwrap();
+    assert_eq!(done.status, RuntimeStatus::Completed, "{:?}", done.failure);
+    assert_eq!(done.output_as::<String>().unwrap(), "back");
+    assert_eq!(
+        builds.load(Ordering::SeqCst),
+        2,
+        "built at the start, rebuilt from history after leaving the cache, then cached"
+    );
+    worker.shutdown().await;
+}
+
+#[tokio::test]
 async fn scheduled_starts_wait_and_early_events_are_kept() {
     let worker = Worker::builder(sqlite_store())
         .options(fast())

@@ -1,7 +1,9 @@
 //! A bounded cache of live orchestrations, so a busy instance is not replayed from scratch on
-//! every turn. Least recently used entries are evicted first.
+//! every turn. Least recently used entries are evicted first, and entries left unused for the
+//! idle timeout go too.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use durable_core::Replayer;
 use parking_lot::Mutex;
@@ -17,20 +19,24 @@ pub(crate) struct Live {
 #[derive(Debug, Default)]
 struct Inner {
     entries: HashMap<String, (Live, u64)>,
-    order: BTreeMap<u64, String>,
+    /// Least recently used first: tick, instance id and when it was put.
+    order: BTreeMap<u64, (String, Instant)>,
     tick: u64,
 }
 
 #[derive(Debug)]
 pub(crate) struct Cache {
     capacity: usize,
+    /// Entries unused this long are dropped: an instance that waits for days holds no memory.
+    idle_timeout: Option<Duration>,
     inner: Mutex<Inner>,
 }
 
 impl Cache {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, idle_timeout: Option<Duration>) -> Self {
         Cache {
             capacity,
+            idle_timeout,
             inner: Mutex::new(Inner::default()),
         }
     }
@@ -61,12 +67,28 @@ impl Cache {
         if let Some((_, old)) = inner.entries.insert(instance_id.clone(), (live, tick)) {
             inner.order.remove(&old);
         }
-        inner.order.insert(tick, instance_id);
+        inner.order.insert(tick, (instance_id, Instant::now()));
         while inner.entries.len() > self.capacity {
-            let Some((_, oldest)) = inner.order.pop_first() else {
+            let Some((_, (oldest, _))) = inner.order.pop_first() else {
                 break;
             };
             inner.entries.remove(&oldest);
+        }
+    }
+
+    /// Drops the entries unused for longer than the idle timeout.
+    pub fn expire(&self) {
+        let Some(timeout) = self.idle_timeout else {
+            return;
+        };
+        let mut inner = self.inner.lock();
+        while let Some((_, (_, used))) = inner.order.first_key_value()
+            && used.elapsed() >= timeout
+        {
+            let Some((_, (id, _))) = inner.order.pop_first() else {
+                break;
+            };
+            inner.entries.remove(&id);
         }
     }
 

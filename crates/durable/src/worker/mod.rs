@@ -51,6 +51,10 @@ pub struct WorkerOptions {
     pub max_deliveries: u32,
     /// Live orchestrations kept in memory between turns.
     pub cache_capacity: usize,
+    /// A live orchestration unused this long leaves the cache (its next turn replays it from
+    /// history), so instances that wait for hours hold no memory. `None` keeps them until the
+    /// capacity pushes them out.
+    pub cache_idle_timeout: Option<Duration>,
     /// How long shutdown waits for running work before giving its leases back.
     pub shutdown_grace: Duration,
     pub unknown_orchestrations: UnknownOrchestrations,
@@ -72,6 +76,7 @@ impl Default for WorkerOptions {
             idle_poll: Duration::from_secs(1),
             max_deliveries: durable_core::limits::DEFAULT_MAX_DELIVERIES,
             cache_capacity: 10_000,
+            cache_idle_timeout: Some(Duration::from_secs(60)),
             shutdown_grace: Duration::from_secs(10),
             unknown_orchestrations: UnknownOrchestrations::Fail,
             only_registered: false,
@@ -176,7 +181,7 @@ impl WorkerBuilder {
             handoff,
             orchestration_filter,
             activity_filter,
-            cache: Cache::new(self.options.cache_capacity),
+            cache: Cache::new(self.options.cache_capacity, self.options.cache_idle_timeout),
             store: self.store,
             registry: self.registry,
             options: self.options,

@@ -40,6 +40,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>)
             }
             continue;
         }
+        shared.cache.expire();
         let lock = shared.options.lock_duration;
         match shared
             .store
