@@ -47,6 +47,8 @@ pub struct Api {
 pub struct Filters {
     pub statuses: Option<String>,
     pub prefix: Option<String>,
+    /// The orchestration name, exactly (listing only).
+    pub name: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
 }
@@ -59,6 +61,9 @@ impl Filters {
         }
         if let Some(p) = &self.prefix {
             q.push(("instanceIdPrefix", p.clone()));
+        }
+        if let Some(n) = &self.name {
+            q.push(("name", n.clone()));
         }
         if let Some(f) = &self.from {
             q.push(("createdTimeFrom", f.clone()));

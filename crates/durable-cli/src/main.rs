@@ -129,6 +129,9 @@ enum Command {
         /// Instance id prefix.
         #[arg(long)]
         prefix: Option<String>,
+        /// Orchestration name, exactly (e.g. Chaining).
+        #[arg(long)]
+        name: Option<String>,
         /// Created at or after (RFC 3339).
         #[arg(long)]
         from: Option<String>,
@@ -404,6 +407,7 @@ async fn run(cli: Cli) -> Result<Outcome> {
         Command::List {
             status,
             prefix,
+            name,
             from,
             to,
             paging,
@@ -411,6 +415,7 @@ async fn run(cli: Cli) -> Result<Outcome> {
             let filters = Filters {
                 statuses: status,
                 prefix,
+                name,
                 from,
                 to,
             };
@@ -442,6 +447,7 @@ async fn run(cli: Cli) -> Result<Outcome> {
             let filters = Filters {
                 statuses: status,
                 prefix: None,
+                name: None,
                 from,
                 to,
             };

@@ -59,6 +59,28 @@ fn start_wait_status_history_and_list() {
     let out = served.run(&["--json", "list", "--prefix", "c1"]);
     let items: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(items.as_array().unwrap().len(), 1);
+
+    // By name: both Chaining runs, and nothing under a name no instance has.
+    assert!(
+        served
+            .run(&["start", "DoWork", "--input", "0"])
+            .status
+            .success()
+    );
+    let named = |name: &str| {
+        let out = served.run(&["--json", "list", "--name", name, "--all"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let items: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        items
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(named("Chaining"), ["Chaining", "Chaining"]);
+    assert_eq!(named("DoWork"), ["DoWork"]);
+    assert!(named("NoSuchName").is_empty());
 }
 
 #[test]
