@@ -33,6 +33,33 @@ pub(crate) struct Waiter {
     pub waker: Option<Waker>,
 }
 
+/// The external-event waiters by id, oldest first. Usually one or two: a vector costs one small
+/// allocation where a `BTreeMap` would hold a node of eleven waiters in every cached
+/// orchestration.
+#[derive(Debug, Default)]
+pub(crate) struct Waiters(Vec<(u64, Waiter)>);
+
+impl Waiters {
+    /// Ids are given out in increasing order, so pushing keeps the oldest first.
+    pub fn insert(&mut self, id: u64, waiter: Waiter) {
+        debug_assert!(self.0.last().is_none_or(|(last, _)| *last < id));
+        self.0.push((id, waiter));
+    }
+
+    pub fn get_mut(&mut self, id: &u64) -> Option<&mut Waiter> {
+        self.0.iter_mut().find(|(i, _)| i == id).map(|(_, w)| w)
+    }
+
+    pub fn remove(&mut self, id: &u64) -> Option<Waiter> {
+        let pos = self.0.iter().position(|(i, _)| i == id)?;
+        Some(self.0.remove(pos).1)
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&u64, &mut Waiter)> {
+        self.0.iter_mut().map(|(i, w)| (&*i, w))
+    }
+}
+
 /// An event that arrived while nobody waited for it.
 #[derive(Debug, Clone)]
 pub(crate) struct BufferedEvent {
@@ -54,7 +81,7 @@ pub(crate) struct State {
     pub issued: BTreeMap<i32, ActionKind>,
     pub slots: HashMap<i32, Slot>,
     pub next_waiter: u64,
-    pub waiters: BTreeMap<u64, Waiter>,
+    pub waiters: Waiters,
     /// External events nobody has waited for yet, in arrival order.
     pub buffered: Vec<BufferedEvent>,
     pub custom_status: Option<String>,
@@ -96,7 +123,7 @@ impl State {
             issued: BTreeMap::new(),
             slots: HashMap::new(),
             next_waiter: 0,
-            waiters: BTreeMap::new(),
+            waiters: Waiters::default(),
             buffered: Vec::new(),
             custom_status: None,
             continue_as_new: None,

@@ -18,7 +18,8 @@ pub(crate) struct Live {
 
 #[derive(Debug, Default)]
 struct Inner {
-    entries: HashMap<String, (Live, u64)>,
+    /// Boxed, so the table of up to `capacity` entries holds pointers, not replayers.
+    entries: HashMap<String, (Box<Live>, u64)>,
     /// Least recently used first: tick, instance id and when it was put.
     order: BTreeMap<u64, (String, Instant)>,
     tick: u64,
@@ -47,7 +48,7 @@ impl Cache {
         let mut inner = self.inner.lock();
         let (live, tick) = inner.entries.remove(instance_id)?;
         inner.order.remove(&tick);
-        (live.execution_id == execution_id && live.history_len == history_len).then_some(live)
+        (live.execution_id == execution_id && live.history_len == history_len).then_some(*live)
     }
 
     pub fn remove(&self, instance_id: &str) {
@@ -64,7 +65,10 @@ impl Cache {
         let mut inner = self.inner.lock();
         inner.tick += 1;
         let tick = inner.tick;
-        if let Some((_, old)) = inner.entries.insert(instance_id.clone(), (live, tick)) {
+        if let Some((_, old)) = inner
+            .entries
+            .insert(instance_id.clone(), (Box::new(live), tick))
+        {
             inner.order.remove(&old);
         }
         inner.order.insert(tick, (instance_id, Instant::now()));
