@@ -22,12 +22,13 @@ pub struct InstanceState {
     pub input: Option<String>,
     pub output: Option<String>,
     pub custom_status: Option<String>,
-    pub failure: Option<FailureDetails>,
+    /// Boxed, like `parent`: rarely set, and the store keeps a state per instance in memory.
+    pub failure: Option<Box<FailureDetails>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
     pub scheduled_start_at: Option<DateTime<Utc>>,
-    pub parent: Option<ParentInstance>,
+    pub parent: Option<Box<ParentInstance>>,
     pub tags: Tags,
 }
 

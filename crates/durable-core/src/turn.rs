@@ -142,7 +142,7 @@ pub fn plan_turn(
             .custom_status
             .clone()
             .or_else(|| inst.custom_status.clone()),
-        failure: inst.failure.clone(),
+        failure: inst.failure.as_deref().cloned(),
         completed_at: inst.completed_at,
     };
     let mut terminate_children = None;
@@ -222,7 +222,7 @@ pub fn consume_only(item: &OrchestrationItem, prepared: &PreparedTurn) -> TurnCo
             input: inst.input.clone(),
             output: inst.output.clone(),
             custom_status: inst.custom_status.clone(),
-            failure: inst.failure.clone(),
+            failure: inst.failure.as_deref().cloned(),
             completed_at: inst.completed_at,
         },
         activities: Vec::new(),
@@ -649,7 +649,7 @@ impl Planner<'_> {
             version: version.clone(),
             input: input.clone(),
             scheduled_start_at: None,
-            parent: self.inst.parent.clone(),
+            parent: self.inst.parent.as_deref().cloned(),
             tags: self.inst.tags.clone(),
             trace_context: None,
             if_exists: IfExists::Fail,

@@ -61,7 +61,7 @@ impl InstanceStatus {
             output,
             created_time: state.created_at,
             last_updated_time: state.updated_at,
-            failure_details: state.failure,
+            failure_details: state.failure.map(|f| *f),
             history_events: None,
         }
     }

@@ -19,7 +19,7 @@ pub(crate) fn instance_state(s: InstanceState, payloads: bool) -> proto::Orchest
         input: if payloads { s.input } else { None },
         output: if payloads { s.output } else { None },
         custom_status: s.custom_status,
-        failure_details: s.failure.as_ref().map(failure_to_proto),
+        failure_details: s.failure.as_deref().map(failure_to_proto),
         execution_id: Some(s.execution_id),
         completed_timestamp: s.completed_at.map(timestamp),
         parent_instance_id,

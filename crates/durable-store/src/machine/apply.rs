@@ -180,7 +180,7 @@ impl Machine {
                 updated_at: now,
                 completed_at: None,
                 scheduled_start_at: new.scheduled_start_at,
-                parent: new.parent,
+                parent: new.parent.map(Box::new),
                 tags: new.tags,
             },
             history_len: 0,
@@ -389,7 +389,7 @@ impl Machine {
             s.input = u.input;
             s.output = u.output;
             s.custom_status = u.custom_status;
-            s.failure = u.failure;
+            s.failure = u.failure.map(Box::new);
             s.completed_at = u.completed_at;
             s.updated_at = now;
             slot.locked_until = None;

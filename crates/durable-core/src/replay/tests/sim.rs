@@ -164,7 +164,7 @@ impl Sim {
         self.instance.input = u.input;
         self.instance.output = u.output;
         self.instance.custom_status = u.custom_status;
-        self.instance.failure = u.failure;
+        self.instance.failure = u.failure.map(Box::new);
         self.activities.extend(commit.activities);
         for child in &commit.children {
             let parent = child
