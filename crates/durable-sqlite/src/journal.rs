@@ -66,8 +66,12 @@ pub(crate) struct State {
     /// The `history` rows of each instance, in order. History rows are appended in op order
     /// (their id is the op's sequence number) rather than kept in an `(instance, seq)` index,
     /// whose random inserts would dirty a page per turn; this map is that index, rebuilt at open.
-    pub history_rows: HashMap<String, Vec<i64>>,
+    pub history_rows: HashMap<String, Rows>,
 }
+
+/// One instance's history row ids. Most instances that wait have one or two rows: kept inline,
+/// they cost no allocation of their own.
+pub(crate) type Rows = smallvec::SmallVec<[i64; 2]>;
 
 impl State {
     /// Records the turn written by op `seq`.
@@ -86,7 +90,9 @@ impl State {
 
     pub fn clear_history(&mut self, instance_id: &str) {
         if let Some(ids) = self.history_rows.remove(instance_id) {
-            self.pending.history.push(HistoryChange::Delete { ids });
+            self.pending.history.push(HistoryChange::Delete {
+                ids: ids.into_vec(),
+            });
         }
     }
 }
@@ -334,7 +340,7 @@ impl Flusher {
 
 /// What opening a database rebuilds: the machine, the last op's sequence number, and where each
 /// instance's history rows are.
-pub(crate) type Recovered = (Machine, u64, HashMap<String, Vec<i64>>);
+pub(crate) type Recovered = (Machine, u64, HashMap<String, Rows>);
 
 /// Rebuilds the machine from the last checkpoint and the journal after it.
 pub(crate) fn recover(conn: &Connection) -> Result<Recovered, String> {
@@ -384,8 +390,8 @@ pub(crate) fn recover(conn: &Connection) -> Result<Recovered, String> {
 }
 
 /// Reads the history table's row ids per instance: a scan of the ids and instance ids only.
-fn history_rows(conn: &Connection) -> Result<HashMap<String, Vec<i64>>, String> {
-    let mut rows: HashMap<String, Vec<i64>> = HashMap::new();
+fn history_rows(conn: &Connection) -> Result<HashMap<String, Rows>, String> {
+    let mut rows: HashMap<String, Rows> = HashMap::new();
     let mut stmt = conn
         .prepare("SELECT id, instance_id FROM history ORDER BY id")
         .map_err(|e| e.to_string())?;

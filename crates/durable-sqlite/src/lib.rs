@@ -439,7 +439,7 @@ impl Store for SqliteStore {
     async fn read_history(&self, instance_id: &str) -> StoreResult<Vec<HistoryEvent>> {
         let (ids, seq) = {
             let st = self.shared.state.lock();
-            let ids = st.history_rows.get(instance_id).cloned();
+            let ids = st.history_rows.get(instance_id).map(|r| r.to_vec());
             (ids.unwrap_or_default(), st.seq)
         };
         self.shared.wait_flushed(seq).await?;
