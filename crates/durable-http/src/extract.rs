@@ -165,17 +165,12 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Option<String>, ApiError> {
 /// Refuses path parameters over the engine's limits before any handler runs (and before the
 /// store is asked): an instance id over [`MAX_INSTANCE_ID_BYTES`] is `invalid_instance_id`, a
 /// name over the name limit `invalid_input`. Parameters that do not decode are left to the
-/// handler's own extractor, which names the problem.
+/// handler's own extractor, which names the problem. Entity routes are outside this layer.
 pub(crate) async fn check_path_limits(
     params: Result<RawPathParams, RawPathParamsRejection>,
     request: Request,
     next: Next,
 ) -> Response {
-    // Entity names have their own rules and error (`invalid_entity_id`), checked by the handlers.
-    let entity_route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .is_some_and(|p| p.as_str().contains("/entities/"));
     if let Ok(params) = params {
         for (key, value) in &params {
             let refused = match key {
@@ -186,7 +181,7 @@ pub(crate) async fn check_path_limits(
                         value.len()
                     )))
                 }
-                "name" if !entity_route => check_name("orchestration", value)
+                "name" => check_name("orchestration", value)
                     .err()
                     .map(ApiError::InvalidInput),
                 "eventName" => check_name("event", value).err().map(ApiError::InvalidInput),

@@ -47,7 +47,10 @@ pub(crate) fn api(state: AppState) -> Router {
         .route("/instances/{instanceId}/resume", post(manage::resume))
         .route("/instances/{instanceId}/rewind", post(manage::rewind))
         .route("/instances/{instanceId}/restart", post(manage::restart))
-        .route("/stats", get(stats::stats))
+        .route("/stats", get(stats::stats));
+    // Entity names and keys have rules of their own (`invalid_entity_id`), checked by the
+    // handlers, so these routes are added after the path-limit layer.
+    let entity_routes = Router::new()
         .route("/entities", get(entities::list_all))
         .route("/entities/{name}", get(entities::list))
         .route(
@@ -67,5 +70,6 @@ pub(crate) fn api(state: AppState) -> Router {
             get(instances::status_short),
         )
         .route_layer(axum::middleware::from_fn(crate::extract::check_path_limits))
+        .merge(Router::new().nest(BASE_PATH, entity_routes))
         .with_state(state)
 }
