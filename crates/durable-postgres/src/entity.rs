@@ -64,7 +64,7 @@ pub(crate) async fn remove_if_empty(
     store: &PostgresStore,
     id: &str,
 ) -> StoreResult<(bool, Effects)> {
-    if EntityId::parse(id).is_none() {
+    if !EntityId::is_entity(id) {
         return Ok((false, Effects::default()));
     }
     let now = store.now();

@@ -164,41 +164,14 @@ where
         let delivered = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
         let worker = {
             let (store, delivered) = (store.clone(), delivered.clone());
-            tokio::spawn(async move {
-                let mut idle = 0;
-                while idle < 50 {
-                    let items = store
-                        .fetch_orchestration_items(4, LOCK, &ALL)
-                        .await
-                        .unwrap();
-                    if items.is_empty() {
-                        idle += 1;
-                        tokio::task::yield_now().await;
-                        continue;
-                    }
-                    idle = 0;
-                    for item in items {
-                        handle(&store, &item, &delivered).await;
-                    }
-                }
-            })
+            tokio::spawn(async move { work(&store, &delivered, 50).await })
         };
         clients.await.unwrap();
         worker.await.unwrap();
         stop.store(true, Ordering::Relaxed);
         remover.await.unwrap();
-        loop {
-            let items = store
-                .fetch_orchestration_items(10, LOCK, &ALL)
-                .await
-                .unwrap();
-            if items.is_empty() {
-                break;
-            }
-            for item in items {
-                handle(&store, &item, &delivered).await;
-            }
-        }
+        // Whatever arrived after the worker went idle.
+        work(&store, &delivered, 1).await;
         let mut got = delivered.lock().clone();
         got.sort();
         let mut want: Vec<String> = (0..CLIENT_SIGNALS)
@@ -212,6 +185,26 @@ where
         removals.load(Ordering::Relaxed) > 0,
         "the remover never found the entity empty: the race was not exercised"
     );
+}
+
+/// Claims and handles work until `patience` claims in a row found none.
+async fn work(store: &SharedStore, delivered: &parking_lot::Mutex<Vec<String>>, patience: u32) {
+    let mut idle = 0;
+    while idle < patience {
+        let items = store
+            .fetch_orchestration_items(4, LOCK, &ALL)
+            .await
+            .unwrap();
+        if items.is_empty() {
+            idle += 1;
+            tokio::task::yield_now().await;
+            continue;
+        }
+        idle = 0;
+        for item in items {
+            handle(store, &item, delivered).await;
+        }
+    }
 }
 
 /// The entity records its signals and keeps no state; the orchestration `sender` signals the

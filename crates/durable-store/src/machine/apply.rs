@@ -641,7 +641,7 @@ impl Machine {
     }
 
     fn is_empty_entity(&self, id: &str, now: DateTime<Utc>) -> bool {
-        EntityId::parse(id).is_some()
+        EntityId::is_entity(id)
             && self.slots.get(id).is_some_and(|s| {
                 s.state.custom_status.is_none()
                     && s.state.input.is_none()

@@ -85,13 +85,11 @@ impl Cache {
         let Some(timeout) = self.idle_timeout else {
             return;
         };
-        let mut inner = self.inner.lock();
-        while let Some((_, (_, used))) = inner.order.first_key_value()
-            && used.elapsed() >= timeout
+        let inner = &mut *self.inner.lock();
+        while let Some(oldest) = inner.order.first_entry()
+            && oldest.get().1.elapsed() >= timeout
         {
-            let Some((_, (id, _))) = inner.order.pop_first() else {
-                break;
-            };
+            let (id, _) = oldest.remove();
             inner.entries.remove(&id);
         }
     }
