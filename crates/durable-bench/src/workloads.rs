@@ -493,8 +493,6 @@ async fn timers(
     Ok(r)
 }
 
-/// Signals into one entity: the time from the first signal until the entity's state shows all
-/// of them applied; p50/p99 are the signal calls (acknowledged and durable).
 /// Makes `n` client calls, 64 at a time, reporting progress; returns each call's latency in ms.
 async fn timed_calls<F, Fut>(n: u64, opts: &Options, call: F) -> Result<Vec<f64>, ClientError>
 where
@@ -523,6 +521,8 @@ where
         .collect()
 }
 
+/// Signals into one entity: the time from the first signal until the entity's state shows all
+/// of them applied; p50/p99 are the signal calls (acknowledged and durable).
 async fn entities(
     client: &Client,
     store: &SharedStore,
